@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 CANNOT_ANSWER = "I couldn't find that in the ingested articles."
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Restrict retrieval to some outlets and/or a publication-date range (inclusive)."""
+
+    sources: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.since or self.until)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier exchange of a conversation, for follow-up questions."""
+
+    question: str
+    answer: str
 
 
 @dataclass(slots=True)
