@@ -106,8 +106,24 @@ class WebSettings(Group):
     retries: int = Field(3, ge=0, description="Retries on 429/5xx and connection errors.")
     max_bytes: int = Field(10_000_000, ge=1024, description="Largest response read.")
     respect_robots: bool = Field(True, description="Obey robots.txt.")
-    per_host_concurrency: int = Field(2, ge=1)
+    per_host_concurrency: int = Field(2, ge=1, description="Requests in flight to one host at once.")
     delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
+    concurrency: int = Field(4, ge=1, description="Pages fetched at once across all hosts.")
+    max_redirects: int = Field(5, ge=0, description="Redirects followed before giving up.")
+    backoff: float = Field(1.0, ge=0, description="First retry waits this many seconds, doubling each time.")
+    max_retry_after: float = Field(
+        120.0, ge=0, description="Longest Retry-After honoured; a longer one fails the URL until next time."
+    )
+    max_seconds: float = Field(120.0, gt=0, description="Deadline for one whole response, however it trickles.")
+    max_crawl_delay: float = Field(30.0, ge=0, description="Cap on a robots.txt Crawl-delay.")
+    full_text_chars: int = Field(
+        600, ge=0, description="Feed content shorter than this is a summary; the entry's page is fetched."
+    )
+    entries_per_poll: int = Field(
+        200, ge=1, description="Most new feed entries taken in one poll; the rest wait for the next one."
+    )
+    poll_interval: float = Field(900.0, gt=0, description="Seconds between polls of a feed with no own interval.")
+    batch_articles: int = Field(32, ge=1, description="Articles handed to the ingest pipeline at a time.")
 
 
 def default_home() -> Path:
