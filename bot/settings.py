@@ -84,6 +84,13 @@ class LLMSettings(Group):
     timeout: float = Field(60.0, gt=0, description="Seconds per request.")
     retries: int = Field(2, ge=0, description="Retries on timeouts, 429 and 5xx.")
     history_turns: int = Field(6, ge=0, description="Conversation turns kept for follow-ups.")
+    retry_backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubles each retry.")
+    min_support: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Least support (mean of word overlap and embedding cosine) for a cited sentence to count.",
+    )
 
 
 class SlackSettings(Group):
@@ -199,7 +206,8 @@ def load_settings(
     for (group, field), var in _FOREIGN_ENV.items():
         if env.get(var) and not env.get(f"BYLINE_{group.upper()}_{field.upper()}"):
             merged.setdefault(group, {}).setdefault(field, env[var])
-    settings: Settings = _FromFile(**merged)
-    if settings.llm.api_key is None and (var := _LLM_KEY_ENV.get(settings.llm.provider)) and env.get(var):
-        settings.llm.api_key = SecretStr(env[var])
+    settings: Settings = _FromFile(**merged)  # type: ignore[arg-type]
+    key_var = _LLM_KEY_ENV.get(settings.llm.provider)
+    if settings.llm.api_key is None and key_var and env.get(key_var):
+        settings.llm.api_key = SecretStr(env[key_var])
     return settings

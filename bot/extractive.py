@@ -1,0 +1,243 @@
+"""The offline answerer: picks the retrieved sentences that best answer the question and cites them.
+
+No LLM: every sentence of the answer is a sentence of an article, so every citation is exact by construction.
+It refuses when no sentence is close enough to the question, rather than quote something loosely related.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.models import CANNOT_ANSWER, Answer, Citation, Passage, Turn
+from bot.settings import AnswerSettings
+from ingest.embedding import Embedder
+from ingest.text import split_sentences
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'’-]*")
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "may",
+        "me",
+        "might",
+        "my",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "about",
+        "after",
+        "also",
+        "any",
+        "before",
+        "being",
+        "both",
+        "during",
+        "each",
+        "few",
+        "more",
+        "most",
+        "other",
+        "over",
+        "own",
+        "same",
+        "some",
+        "such",
+        "through",
+        "under",
+        "until",
+        "up",
+        "very",
+        "just",
+        "said",
+        "says",
+        "say",
+        "tell",
+        "told",
+        "according",
+        "reportedly",
+    ]
+)
+# Question words whose answer is a follow-up on an earlier turn rather than a new subject.
+_FOLLOW_UP = re.compile(r"\b(he|she|they|him|her|them|his|their|it|its|that|this|those|these)\b", re.I)
+
+
+def content_words(text: str) -> set[str]:
+    return {w.strip("'’-") for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+@dataclass(slots=True)
+class Candidate:
+    passage: Passage
+    start: int  # offsets into the article text
+    end: int
+    text: str
+    score: float = 0.0
+    vector: np.ndarray | None = None
+
+
+def condense_question(question: str, history: Sequence[Turn]) -> str:
+    """A standalone search query for a follow-up: borrow the previous question's subject when needed."""
+    if not history:
+        return question
+    last = history[-1].question
+    if _FOLLOW_UP.search(question) or len(content_words(question)) <= 2:
+        return f"{last} {question}"
+    return question
+
+
+class ExtractiveAnswerer:
+    def __init__(self, embedder: Embedder, settings: AnswerSettings) -> None:
+        self.embedder = embedder
+        self.settings = settings
+
+    def condense(self, question: str, history: Sequence[Turn]) -> str:
+        return condense_question(question, history)
+
+    def answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
+        query = self.condense(question, history)
+        candidates = self.score_sentences(query, passages)
+        if not candidates or candidates[0].score < self.settings.min_support:
+            return Answer(question=question, text=CANNOT_ANSWER, refused=True, passages=passages)
+        chosen = self._choose(candidates)
+        return compose_answer(question, chosen, passages)
+
+    def score_sentences(self, question: str, passages: list[Passage]) -> list[Candidate]:
+        """Every sentence of the passages, scored against the question, best first."""
+        candidates: list[Candidate] = []
+        seen: set[tuple[str, int]] = set()
+        for passage in passages:
+            for a, b in split_sentences(passage.text):
+                start, end = passage.start + a, passage.start + b
+                text = passage.text[a:b]
+                if (passage.article_id, start) in seen or len(text.split()) < 4:
+                    continue
+                seen.add((passage.article_id, start))
+                candidates.append(Candidate(passage, start, end, text))
+        if not candidates:
+            return []
+        q_vec = self.embedder.embed_query(question)
+        vectors = self.embedder.embed([c.text for c in candidates])
+        similarities = vectors @ q_vec
+        q_words = content_words(question)
+        for candidate, vector, similarity in zip(candidates, vectors, similarities, strict=True):
+            candidate.vector = vector
+            overlap = len(q_words & content_words(candidate.text)) / len(q_words) if q_words else 0.0
+            candidate.score = float(0.75 * similarity + 0.25 * overlap)
+        return sorted(candidates, key=lambda c: c.score, reverse=True)
+
+    def _choose(self, candidates: list[Candidate]) -> list[Candidate]:
+        """The best sentence, plus close runners-up that add something (not near-duplicates)."""
+        best = candidates[0]
+        chosen = [best]
+        floor = max(self.settings.min_support, best.score - 0.08)
+        for candidate in candidates[1:]:
+            if len(chosen) >= self.settings.max_sentences or candidate.score < floor:
+                break
+            if all(_similarity(candidate, c) < 0.85 for c in chosen):
+                chosen.append(candidate)
+        return chosen
+
+
+def _similarity(a: Candidate, b: Candidate) -> float:
+    return float(a.vector @ b.vector) if a.vector is not None and b.vector is not None else 0.0
+
+
+def compose_answer(question: str, chosen: list[Candidate], passages: list[Passage]) -> Answer:
+    """Answer text with [n] markers (one number per article, by first use) and its citations."""
+    numbers: dict[str, int] = {}
+    parts, citations = [], []
+    for candidate in chosen:
+        passage = candidate.passage
+        n = numbers.setdefault(passage.article_id, len(numbers) + 1)
+        parts.append(f"{candidate.text} [{n}]")
+        citations.append(
+            Citation(
+                n=n,
+                article_id=passage.article_id,
+                title=passage.title,
+                quote=candidate.text,
+                start=candidate.start,
+                end=candidate.end,
+                score=round(candidate.score, 4),
+                url=passage.url,
+                path=passage.path,
+                source=passage.source,
+                published_at=passage.published_at,
+            )
+        )
+    return Answer(question=question, text=" ".join(parts), refused=False, citations=citations, passages=passages)

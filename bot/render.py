@@ -1,0 +1,35 @@
+"""Terminal rendering of answers and reports."""
+
+from __future__ import annotations
+
+import textwrap
+
+from bot.models import Answer, Citation
+
+
+def source_line(citation: Citation) -> str:
+    """`Title · Outlet · 2019-04-16 · URL-or-path`, skipping what is unknown."""
+    parts = [citation.title]
+    if citation.source:
+        parts.append(citation.source)
+    if citation.published_at:
+        parts.append(citation.published_at.date().isoformat())
+    if citation.url or citation.path:
+        parts.append(citation.url or citation.path or "")
+    return " · ".join(parts)
+
+
+def render_answer(answer: Answer, width: int = 100) -> str:
+    lines = [textwrap.fill(answer.text, width=width)]
+    if answer.notice:
+        lines += ["", answer.notice]
+    if answer.citations:
+        lines += ["", "Sources:"]
+        shown: set[int] = set()
+        for citation in answer.citations:
+            if citation.n not in shown:
+                shown.add(citation.n)
+                lines.append(f"[{citation.n}] {source_line(citation)}")
+            quote = textwrap.fill(f"“{citation.quote}”", width=width, initial_indent="    ", subsequent_indent="    ")
+            lines.append(quote)
+    return "\n".join(lines)

@@ -1,0 +1,339 @@
+"""The SQLite catalog beside the vector store: articles, chunk texts and offsets, what is indexed where.
+
+Schema changes are named, ordered migrations applied when the catalog opens; append new ones, never edit old.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ingest.models import Article, Chunk, normalise_url
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_articles_chunks",
+        """
+        CREATE TABLE articles (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            url TEXT,
+            path TEXT,
+            source TEXT,
+            author TEXT,
+            published_at TEXT,
+            published_ts REAL,
+            hash TEXT NOT NULL,
+            text TEXT NOT NULL,
+            ingested_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX articles_url ON articles(url);
+        CREATE INDEX articles_source ON articles(source);
+        CREATE INDEX articles_published ON articles(published_ts);
+        CREATE TABLE article_paths (
+            path TEXT PRIMARY KEY,
+            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE
+        );
+        CREATE TABLE chunks (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            collection TEXT NOT NULL,
+            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            token_count INTEGER NOT NULL
+        );
+        CREATE INDEX chunks_article ON chunks(collection, article_id);
+        -- which version (hash) of each article a collection's vectors hold
+        CREATE TABLE indexed (
+            collection TEXT NOT NULL,
+            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (collection, article_id)
+        );
+        -- articles whose vectors are being written: reconciled with the vector store on the next open
+        CREATE TABLE pending_writes (
+            collection TEXT NOT NULL,
+            article_id TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            PRIMARY KEY (collection, article_id)
+        );
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A chunk joined with its article's metadata, as the retriever needs it."""
+
+    chunk_id: str
+    rowid: int
+    article_id: str
+    text: str
+    start: int
+    end: int
+    title: str
+    url: str | None
+    path: str | None
+    source: str | None
+    author: str | None
+    published_at: str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Catalog:
+    """One SQLite database under BYLINE_HOME, safe to share between threads and processes (WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.lock = threading.RLock()
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied, each in its own transaction; returns their names."""
+        applied: list[str] = []
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        done = {row[0] for row in self.conn.execute("SELECT name FROM migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            with self.transaction() as db:
+                if db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                    continue  # another process applied it meanwhile
+                for statement in _statements(sql):
+                    db.execute(statement)
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _now()))
+            applied.append(name)
+        return applied
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    # -- what is indexed -------------------------------------------------------------------------------
+
+    def indexed_hashes(self, collection: str, article_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self.lock:
+            for batch in _batches(article_ids, 500):
+                marks = ",".join("?" * len(batch))
+                rows = self.conn.execute(
+                    f"SELECT article_id, hash FROM indexed WHERE collection = ? AND article_id IN ({marks})",
+                    (collection, *batch),
+                )
+                found.update({row[0]: row[1] for row in rows})
+        return found
+
+    def mark_pending(self, collection: str, articles: Sequence[Article]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)",
+                [(collection, a.id, a.content_hash, _now()) for a in articles],
+            )
+
+    def pending(self, collection: str) -> list[tuple[str, str | None]]:
+        """(article id, the hash its vectors should have now, None if it should have none)."""
+        with self.lock:
+            rows = self.conn.execute(
+                """SELECT p.article_id, i.hash FROM pending_writes p
+                   LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
+                   WHERE p.collection = ?""",
+                (collection,),
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
+                [(collection, a) for a in article_ids],
+            )
+
+    def commit_articles(self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]) -> list[str]:
+        """Switch the catalog to the new versions in one transaction; returns the replaced chunk ids."""
+        now = _now()
+        replaced: list[str] = []
+        with self.transaction() as db:
+            for article, chunks in written:
+                replaced += [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT id FROM chunks WHERE collection = ? AND article_id = ?",
+                        (collection, article.id),
+                    )
+                ]
+                db.execute("DELETE FROM chunks WHERE collection = ? AND article_id = ?", (collection, article.id))
+                self._upsert_article(db, article, now)
+                db.executemany(
+                    """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text,
+                       token_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [
+                        (c.id, collection, c.article_id, c.position, c.start, c.end, c.text, c.token_count)
+                        for c in chunks
+                    ],
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?)",
+                    (collection, article.id, article.content_hash),
+                )
+                db.execute(
+                    "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
+                    (collection, article.id),
+                )
+        new_ids = {c.id for _, chunks in written for c in chunks}
+        return [chunk_id for chunk_id in replaced if chunk_id not in new_ids]
+
+    def _upsert_article(self, db: sqlite3.Connection, article: Article, now: str) -> None:
+        published = article.published_at
+        db.execute(
+            """INSERT INTO articles (id, title, url, path, source, author, published_at, published_ts, hash,
+                   text, ingested_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(id) DO UPDATE SET title = excluded.title, url = excluded.url,
+                   path = COALESCE(excluded.path, articles.path), source = excluded.source,
+                   author = excluded.author, published_at = excluded.published_at,
+                   published_ts = excluded.published_ts, hash = excluded.hash, text = excluded.text,
+                   updated_at = excluded.updated_at""",
+            (
+                article.id,
+                article.title,
+                article.url,
+                article.path,
+                article.source,
+                article.author,
+                published.isoformat() if published else None,
+                published.timestamp() if published else None,
+                article.content_hash,
+                article.text,
+                now,
+                now,
+            ),
+        )
+        if article.path:
+            db.execute("INSERT OR REPLACE INTO article_paths VALUES (?, ?)", (article.path, article.id))
+
+    def remember_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record that a file (path) holds an already-indexed article, so `forget PATH` finds it."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO article_paths SELECT ?, id FROM articles WHERE id = ?", list(pairs))
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def chunk_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
+        """Current chunks by id: a chunk of a superseded article version is not returned."""
+        rows: dict[str, ChunkRow] = {}
+        with self.lock:
+            for batch in _batches(chunk_ids, 500):
+                marks = ",".join("?" * len(batch))
+                for row in self.conn.execute(
+                    f"""SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url,
+                               a.path, a.source, a.author, a.published_at
+                        FROM chunks c JOIN articles a ON a.id = c.article_id
+                        JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
+                        WHERE c.collection = ? AND c.id IN ({marks}) AND i.hash = a.hash""",
+                    (collection, *batch),
+                ):
+                    rows[row[0]] = ChunkRow(*row)
+        return rows
+
+    def article_text(self, article_id: str) -> str | None:
+        with self.lock:
+            row = self.conn.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return row[0] if row else None
+
+    def resolve(self, ref: str) -> list[str]:
+        """Article ids matching an id, a URL or a file path."""
+        candidates = {ref}
+        if ref.startswith(("http://", "https://")):
+            candidates.add(normalise_url(ref))
+        else:
+            candidates.add(str(Path(ref).expanduser()))
+        with self.lock:
+            ids: list[str] = []
+            for value in candidates:
+                for sql in (
+                    "SELECT id FROM articles WHERE id = ?",
+                    "SELECT id FROM articles WHERE url = ?",
+                    "SELECT article_id FROM article_paths WHERE path = ?",
+                ):
+                    ids += [row[0] for row in self.conn.execute(sql, (value,))]
+        return sorted(set(ids))
+
+    def delete_articles(self, article_ids: Sequence[str]) -> None:
+        """Remove articles and everything hanging off them (chunks, paths, indexed rows)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM articles WHERE id = ?", [(a,) for a in article_ids])
+
+    def stats(self, collection: str) -> dict[str, object]:
+        with self.lock:
+            one = self.conn.execute
+            articles = one("SELECT COUNT(*) FROM articles").fetchone()[0]
+            indexed = one("SELECT COUNT(*) FROM indexed WHERE collection = ?", (collection,)).fetchone()[0]
+            chunks, tokens = one(
+                "SELECT COUNT(*), COALESCE(SUM(token_count), 0) FROM chunks WHERE collection = ?",
+                (collection,),
+            ).fetchone()
+            sources = one(
+                "SELECT COALESCE(source, '(unknown)'), COUNT(*) FROM articles GROUP BY 1 ORDER BY 2 DESC"
+            ).fetchall()
+            first, last = one("SELECT MIN(published_at), MAX(published_at) FROM articles").fetchone()
+            pending = one("SELECT COUNT(*) FROM pending_writes WHERE collection = ?", (collection,)).fetchone()[0]
+        return {
+            "articles": articles,
+            "indexed_articles": indexed,
+            "chunks": chunks,
+            "tokens": tokens,
+            "sources": {row[0]: row[1] for row in sources},
+            "published_first": first,
+            "published_last": last,
+            "pending_writes": pending,
+        }
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a script into statements; sqlite3.complete_statement keeps trigger bodies whole."""
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    statements, current = [], ""
+    for part in body.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,215 @@
+"""The index: a Chroma collection of chunk vectors beside the SQLite catalog, kept in step.
+
+Write order keeps every article whole: mark pending in the catalog, upsert the new version's vectors (ids carry
+the content hash, so they sit beside the old ones), switch the catalog over in one transaction, then delete the
+old vectors. A crash at any point leaves the old or the new version readable; `reconcile` sweeps leftovers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bot.models import SearchFilters
+from bot.settings import Settings
+from ingest.catalog import Catalog
+from ingest.chunking import ChunkPlan
+from ingest.models import Article, Chunk
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+# Bump when chunking or headers change in a way that changes vectors.
+CHUNKER_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    """The index cannot be opened or written."""
+
+
+def source_key(source: str | None) -> str:
+    return (source or "").strip().casefold()
+
+
+class Store:
+    def __init__(self, settings: Settings, model_window: int) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.catalog = Catalog(settings.home / "catalog.sqlite")
+        except Exception as exc:
+            raise StoreError(f"cannot open the catalog in {settings.home}: {exc}") from exc
+        chunk = settings.chunk
+        self.plan = ChunkPlan(
+            max_tokens=min(chunk.max_tokens or model_window, model_window),
+            overlap_sentences=chunk.overlap_sentences,
+        )
+        stamp = f"{settings.embedding.model}|{self.plan.max_tokens}|{self.plan.overlap_sentences}|{CHUNKER_VERSION}"
+        # One collection per (model, chunk settings): vectors of different shapes never mix.
+        self.collection_name = "byline-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]
+
+    @cached_property
+    def client(self) -> ClientAPI:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        store = self.settings.store
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        try:
+            if store.chroma_url:
+                from urllib.parse import urlsplit
+
+                url = urlsplit(store.chroma_url)
+                headers = (
+                    {"Authorization": f"Bearer {store.chroma_token.get_secret_value()}"} if store.chroma_token else {}
+                )
+                return chromadb.HttpClient(
+                    host=url.hostname or "localhost",
+                    port=url.port or (443 if url.scheme == "https" else 8000),
+                    ssl=url.scheme == "https",
+                    headers=headers,
+                    tenant=store.chroma_tenant,
+                    database=store.chroma_database,
+                    settings=chroma_settings,
+                )
+            return chromadb.PersistentClient(path=str(self.settings.home / "chroma"), settings=chroma_settings)
+        except Exception as exc:
+            where = store.chroma_url or self.settings.home / "chroma"
+            raise StoreError(f"cannot open the vector store at {where}: {exc}") from exc
+
+    @cached_property
+    def collection(self) -> Collection:
+        try:
+            collection = self.client.get_or_create_collection(
+                self.collection_name,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={
+                    "embedding_model": self.settings.embedding.model,
+                    "max_tokens": self.plan.max_tokens,
+                },
+                embedding_function=None,
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot open collection {self.collection_name}: {exc}") from exc
+        self._reconcile(collection)
+        return collection
+
+    def _reconcile(self, collection: Collection) -> None:
+        """Finish what an interrupted write left: drop vectors of versions the catalog does not hold."""
+        pending = self.catalog.pending(self.collection_name)
+        for article_id, current in pending:
+            where: dict[str, Any] = {"article_id": article_id}
+            if current is not None:
+                where = {"$and": [where, {"hash": {"$ne": current[:12]}}]}
+            collection.delete(where=where)
+        if pending:
+            self.catalog.clear_pending(self.collection_name, [a for a, _ in pending])
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def indexed_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
+        return self.catalog.indexed_hashes(self.collection_name, article_ids)
+
+    def write(self, written: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray) -> None:
+        """Store new or changed articles with their chunks; `vectors` has one row per chunk, in order."""
+        chunks = [c for _, cs in written for c in cs]
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk expected")
+        collection = self.collection
+        self.catalog.mark_pending(self.collection_name, [a for a, _ in written])
+        by_id = {a.id: a for a, _ in written}
+        if chunks:
+            collection.upsert(
+                ids=[c.id for c in chunks],
+                embeddings=vectors,
+                documents=[c.text for c in chunks],
+                metadatas=[self._metadata(by_id[c.article_id], c) for c in chunks],
+            )
+        stale = self.catalog.commit_articles(self.collection_name, written)
+        if stale:
+            collection.delete(ids=stale)
+
+    def _metadata(self, article: Article, chunk: Chunk) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "article_id": article.id,
+            "hash": article.content_hash[:12],
+            "position": chunk.position,
+            "start": chunk.start,
+            "end": chunk.end,
+            "title": article.title,
+        }
+        if article.source:
+            meta["source"] = source_key(article.source)
+        if article.published_at:
+            meta["published_ts"] = int(article.published_at.timestamp())
+        if article.url:
+            meta["url"] = article.url
+        return meta
+
+    def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Remove the articles each ref names (id, URL or path); returns (removed ids, refs not found)."""
+        ids: list[str] = []
+        missing: list[str] = []
+        for ref in refs:
+            found = self.catalog.resolve(ref)
+            ids += found
+            if not found:
+                missing.append(ref)
+        ids = sorted(set(ids))
+        if not ids:
+            return [], missing
+        collection = self.collection
+        for article_id in ids:
+            self.catalog.mark_pending(self.collection_name, [_placeholder(article_id)])
+        self.catalog.delete_articles(ids)
+        # Vectors in other collections (other models) are orphans the catalog no longer returns.
+        collection.delete(where={"article_id": {"$in": list(ids)}})  # type: ignore[dict-item]
+        self.catalog.clear_pending(self.collection_name, ids)
+        return ids, missing
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def dense_search(self, vector: np.ndarray, n: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the nearest chunks, best first."""
+        collection = self.collection
+        total = collection.count()
+        if total == 0:
+            return []
+        result = collection.query(
+            query_embeddings=[vector.tolist()],
+            n_results=min(n, total),
+            where=chroma_where(filters),
+            include=["distances"],
+        )
+        ids = result["ids"][0]
+        distances = (result.get("distances") or [[]])[0]
+        return [(chunk_id, 1.0 - float(d)) for chunk_id, d in zip(ids, distances, strict=True)]
+
+
+def _placeholder(article_id: str) -> Article:
+    # A pending row with no version: reconcile removes every vector of the article if we stop midway.
+    return Article(id=article_id, title="", text="")
+
+
+def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
+    if not filters:
+        return None
+    clauses: list[dict[str, Any]] = []
+    if filters.sources:
+        clauses.append({"source": {"$in": [source_key(s) for s in filters.sources]}})
+    if filters.since:
+        since = datetime.combine(filters.since, time.min, tzinfo=UTC)
+        clauses.append({"published_ts": {"$gte": int(since.timestamp())}})
+    if filters.until:
+        until = datetime.combine(filters.until, time.max, tzinfo=UTC)
+        clauses.append({"published_ts": {"$lte": int(until.timestamp())}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
