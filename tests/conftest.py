@@ -1,0 +1,114 @@
+"""Shared fixtures: every test gets its own BYLINE_HOME; the real embedding model is loaded once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import Byline
+from bot.settings import Settings, load_settings
+from ingest.embedding import Embedder
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+SEED_ARTICLE = SEEDS / "the-hill-dorsey-omar.txt"
+SEED_JSONL = SEEDS / "wikinews-2019-sample.jsonl"
+
+_FOREIGN = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_API_URL",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data dir per test; no user settings, tokens or proxies leak in."""
+    for name in list(os.environ):
+        if name.startswith("BYLINE_") or name in _FOREIGN:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "byline-home"
+    monkeypatch.setenv("BYLINE_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real bundled model, loaded once for the whole run."""
+    model = Embedder(Settings(home=Path("/nonexistent")).embedding)
+    model.embed(["warm up"])
+    return model
+
+
+@pytest.fixture
+def settings(isolated_env: Path) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def byline(settings: Settings, embedder: Embedder) -> Byline:
+    """A Byline on a fresh home that shares the session's model."""
+    instance = Byline(settings)
+    instance.__dict__["embedder"] = embedder  # cached_property slot: reuse the loaded model
+    return instance
+
+
+@pytest.fixture(scope="session")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A home with all seed articles ingested once per session; copy it before writing to it."""
+    home = tmp_path_factory.mktemp("seeded") / "home"
+    instance = Byline(Settings(home=home))
+    instance.__dict__["embedder"] = embedder
+    report = instance.ingest([str(SEEDS)])
+    assert not report.failed and report.added == 38
+    instance.catalog.close()
+    return home
+
+
+@pytest.fixture
+def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> Byline:
+    """A Byline over a private copy of the seeded index."""
+    import shutil
+
+    home = tmp_path / "seeded-home"
+    shutil.copytree(seeded_home, home)
+    monkeypatch.setenv("BYLINE_HOME", str(home))
+    instance = Byline(load_settings())
+    instance.__dict__["embedder"] = embedder
+    return instance
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def no_network_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any connection to a non-loopback address."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else ""
+        if isinstance(address, tuple) and host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"test tried to reach {host}")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    yield
