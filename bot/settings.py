@@ -6,6 +6,7 @@ Built once at the edge (CLI, Slack app) with `load_settings` and passed down; no
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,6 +132,9 @@ class WebSettings(Group):
     )
     poll_interval: float = Field(900.0, gt=0, description="Seconds between polls of a feed with no own interval.")
     batch_articles: int = Field(32, ge=1, description="Articles handed to the ingest pipeline at a time.")
+    sitemap_since: date | None = Field(
+        None, description="Sitemap pages last modified before this day (or with no lastmod) are skipped."
+    )
 
 
 def default_home() -> Path:
