@@ -87,10 +87,16 @@ class LLMSettings(Group):
     history_turns: int = Field(6, ge=0, description="Conversation turns kept for follow-ups.")
     retry_backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubles each retry.")
     min_support: float = Field(
-        0.5,
+        0.45,
         ge=0,
         le=1,
         description="Least support (mean of word overlap and embedding cosine) for a cited sentence to count.",
+    )
+    max_new_words: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Most of a cited sentence's content words that may be in neither the question nor the article.",
     )
 
 
