@@ -1,0 +1,109 @@
+"""👍/👎 votes on Slack answers, kept in the SQLite catalog, and the 👎 ones exported as eval questions.
+
+The tables (`slack_answers`, `feedback`) are created by the catalog's `slack_feedback` migration.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.models import Answer
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class PostedAnswer:
+    """Where an answer was shown: the conversation, the message ts (None for a response_url) and who asked."""
+
+    answer_id: str
+    channel: str
+    ts: str | None
+    thread_ts: str | None
+    user: str
+
+
+class FeedbackStore:
+    """Answers as posted and the votes on them; safe to share between threads (one lock per connection)."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None = None) -> None:
+        self.conn = conn
+        self.lock = lock or threading.RLock()
+
+    def record_answer(self, answer: Answer, posted: PostedAnswer) -> None:
+        citations = json.dumps([c.to_dict() for c in answer.citations], ensure_ascii=False)
+        with self.lock:
+            self.conn.execute(
+                """INSERT INTO slack_answers (id, question, answer, refused, citations, channel, ts, thread_ts,
+                       user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET ts = excluded.ts""",
+                (posted.answer_id, answer.question, answer.text, int(answer.refused), citations, posted.channel,
+                 posted.ts, posted.thread_ts, posted.user, _now()),
+            )
+            self.conn.commit()
+
+    def record_vote(self, answer_id: str, user: str, vote: int, *, channel: str | None,
+                    message_ts: str | None) -> None:
+        """Store a click; a user's later click on the same answer replaces their earlier one."""
+        if vote not in (-1, 1):
+            raise ValueError(f"vote must be -1 or 1, not {vote!r}")
+        with self.lock:
+            self.conn.execute(
+                """INSERT INTO feedback (answer_id, user_id, vote, channel, message_ts, voted_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(answer_id, user_id) DO UPDATE SET vote = excluded.vote,
+                       voted_at = excluded.voted_at""",
+                (answer_id, user, vote, channel, message_ts, _now()),
+            )
+            self.conn.commit()
+
+    def votes(self, answer_id: str) -> dict[str, int]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT user_id, vote FROM feedback WHERE answer_id = ? ORDER BY user_id", (answer_id,)
+            ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def downvoted(self) -> Iterator[dict[str, Any]]:
+        """Each answer somebody voted 👎, oldest first, as an eval-format record plus what Slack told us."""
+        with self.lock:
+            rows = self.conn.execute(
+                """SELECT f.answer_id, a.question, a.answer, a.refused, a.citations, a.channel, a.ts,
+                          SUM(f.vote < 0), SUM(f.vote > 0), MIN(f.voted_at)
+                   FROM feedback f LEFT JOIN slack_answers a ON a.id = f.answer_id
+                   GROUP BY f.answer_id HAVING SUM(f.vote < 0) > 0
+                   ORDER BY MIN(f.voted_at), f.answer_id"""
+            ).fetchall()
+        for answer_id, question, text, refused, citations, channel, ts, down, up, first_vote in rows:
+            if question is None:  # a vote on an answer this catalog never recorded: nothing to learn from
+                continue
+            yield {
+                "id": f"slack-{answer_id}",
+                "question": question,
+                # A refusal voted down says the user expected an answer; for a given answer we cannot tell
+                # whether it was wrong or should have been a refusal, so that is left for a person to decide.
+                "answerable": True if refused else None,
+                "answers": [],
+                "evidence": [],
+                "feedback": {
+                    "bot_answer": text,
+                    "refused": bool(refused),
+                    "citations": [
+                        {k: c.get(k) for k in ("n", "title", "url", "source", "quote")}
+                        for c in json.loads(citations or "[]")
+                    ],
+                    "down": down,
+                    "up": up,
+                    "channel": channel,
+                    "ts": ts,
+                    "first_vote_at": first_vote,
+                },
+            }
