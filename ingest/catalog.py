@@ -69,6 +69,34 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "002_slack_feedback",
+        """
+        -- answers the Slack bot showed (the id is the one its 👍/👎 buttons carry) and the votes on them
+        CREATE TABLE slack_answers (
+            id TEXT PRIMARY KEY,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            refused INTEGER NOT NULL,
+            citations TEXT NOT NULL,
+            channel TEXT,
+            ts TEXT,
+            thread_ts TEXT,
+            user_id TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE feedback (
+            answer_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            channel TEXT,
+            message_ts TEXT,
+            voted_at TEXT NOT NULL,
+            PRIMARY KEY (answer_id, user_id)
+        );
+        CREATE INDEX feedback_vote ON feedback(vote, voted_at);
+        """,
+    ),
 ]
 
 
