@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.models import SearchFilters
+from bot.models import SearchFilters, source_key
 from bot.settings import Settings
 from ingest.catalog import Catalog
 from ingest.chunking import ChunkPlan
@@ -31,10 +30,6 @@ CHUNKER_VERSION = 1
 
 class StoreError(RuntimeError):
     """The index cannot be opened or written."""
-
-
-def source_key(source: str | None) -> str:
-    return (source or "").strip().casefold()
 
 
 class Store:
@@ -205,11 +200,10 @@ def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
         return None
     clauses: list[dict[str, Any]] = []
     if filters.sources:
-        clauses.append({"source": {"$in": [source_key(s) for s in filters.sources]}})
-    if filters.since:
-        since = datetime.combine(filters.since, time.min, tzinfo=UTC)
-        clauses.append({"published_ts": {"$gte": int(since.timestamp())}})
-    if filters.until:
-        until = datetime.combine(filters.until, time.max, tzinfo=UTC)
-        clauses.append({"published_ts": {"$lte": int(until.timestamp())}})
+        clauses.append({"source": {"$in": filters.source_keys()}})
+    since, until = filters.published_range()
+    if since is not None:
+        clauses.append({"published_ts": {"$gte": since}})
+    if until is not None:
+        clauses.append({"published_ts": {"$lte": until}})
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
