@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.models import SearchFilters, source_key
 from ingest.models import Article, Chunk, normalise_url
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -37,8 +38,9 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX articles_source ON articles(source);
         CREATE INDEX articles_published ON articles(published_ts);
         CREATE TABLE article_paths (
-            path TEXT PRIMARY KEY,
-            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE
+            path TEXT NOT NULL,
+            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+            PRIMARY KEY (path, article_id)
         );
         CREATE TABLE chunks (
             rowid INTEGER PRIMARY KEY,
@@ -97,6 +99,68 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX feedback_vote ON feedback(vote, voted_at);
         """,
     ),
+    (
+        "003_web_feeds_http_cache",
+        """
+        -- feeds followed by `byline watch`; etag/last_modified are stored only after a poll took every entry
+        CREATE TABLE feeds (
+            url TEXT PRIMARY KEY,
+            added_at TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            last_polled TEXT,
+            last_error TEXT,
+            interval REAL,
+            title TEXT
+        );
+        -- validators of fetched pages (and of feeds ingested once), with the article each page gave
+        CREATE TABLE http_cache (
+            url TEXT PRIMARY KEY,
+            final_url TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            article_id TEXT,
+            content_hash TEXT,
+            fetched_at TEXT NOT NULL
+        );
+        -- feed entries already handled: an entry whose stamp is unchanged is not fetched again
+        CREATE TABLE feed_entries (
+            feed_url TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            article_id TEXT,
+            content_hash TEXT,
+            error TEXT,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (feed_url, entry_key)
+        );
+        """,
+    ),
+    (
+        "004_chunks_fts",
+        """
+        -- The lexical (BM25) index: each chunk's text and its article's title, rowid = chunks.rowid. Triggers keep
+        -- it in step with chunks inside whatever transaction changes them, cascaded deletes of articles included.
+        -- It stores its own copy of the text: SQLite before 3.43 cannot delete from a contentless FTS5 table by
+        -- rowid, and an external-content table would need the title, which lives in another table, at delete time.
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(title, text, tokenize = 'porter unicode61 remove_diacritics 2');
+        INSERT INTO chunks_fts (rowid, title, text)
+            SELECT c.rowid, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id;
+        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts (rowid, title, text)
+                VALUES (new.rowid, (SELECT title FROM articles WHERE id = new.article_id), new.text);
+        END;
+        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            DELETE FROM chunks_fts WHERE rowid = old.rowid;
+        END;
+        CREATE TRIGGER chunks_fts_text AFTER UPDATE OF text ON chunks BEGIN
+            UPDATE chunks_fts SET text = new.text WHERE rowid = new.rowid;
+        END;
+        CREATE TRIGGER articles_fts_title AFTER UPDATE OF title ON articles WHEN old.title IS NOT new.title BEGIN
+            UPDATE chunks_fts SET title = new.title WHERE rowid IN (SELECT rowid FROM chunks WHERE article_id = new.id);
+        END;
+        """,
+    ),
 ]
 
 
@@ -134,6 +198,8 @@ class Catalog:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # The source filter compares outlets exactly as the vector store's metadata does.
+        self.conn.create_function("source_key", 1, source_key, deterministic=True)
         self.migrate()
 
     def close(self) -> None:
@@ -269,12 +335,23 @@ class Catalog:
             ),
         )
         if article.path:
-            db.execute("INSERT OR REPLACE INTO article_paths VALUES (?, ?)", (article.path, article.id))
+            db.execute("INSERT OR IGNORE INTO article_paths VALUES (?, ?)", (article.path, article.id))
 
     def remember_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Record that a file (path) holds an already-indexed article, so `forget PATH` finds it."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO article_paths SELECT ?, id FROM articles WHERE id = ?", list(pairs))
+            db.executemany("INSERT OR IGNORE INTO article_paths SELECT ?, id FROM articles WHERE id = ?", list(pairs))
+
+    def superseded(self, path: str, current_id: str) -> list[str]:
+        """Articles other than `current_id` whose only file was `path`: older versions of that file."""
+        with self.lock:
+            rows = self.conn.execute(
+                """SELECT p.article_id FROM article_paths p WHERE p.path = ? AND p.article_id != ?
+                   AND NOT EXISTS (SELECT 1 FROM article_paths q WHERE q.article_id = p.article_id
+                                   AND q.path != p.path)""",
+                (path, current_id),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -294,6 +371,44 @@ class Catalog:
                 ):
                     rows[row[0]] = ChunkRow(*row)
         return rows
+
+    def lexical_search(
+        self,
+        collection: str,
+        terms: Sequence[str],
+        n: int,
+        filters: SearchFilters | None = None,
+        title_weight: float = 1.0,
+    ) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score, higher is better) of the current chunks matching any term, best first.
+
+        Each term is quoted, so it is matched as a phrase of its tokens and is never FTS5 syntax.
+        """
+        if not terms or n <= 0:
+            return []
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        where = ["chunks_fts MATCH ?", "c.collection = ?", "i.hash = a.hash"]
+        params: list[object] = [match, collection]
+        if filters and filters.sources:
+            keys = filters.source_keys()
+            where.append(f"source_key(a.source) IN ({','.join('?' * len(keys))})")
+            params += keys
+        since, until = filters.published_range() if filters else (None, None)
+        if since is not None:
+            where.append("a.published_ts >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("a.published_ts <= ?")
+            params.append(until)
+        # bm25() is lower for better matches; its arguments weigh the title and text columns.
+        sql = f"""SELECT c.id, -bm25(chunks_fts, ?, 1.0) AS score
+                  FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid
+                  JOIN articles a ON a.id = c.article_id
+                  JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
+                  WHERE {" AND ".join(where)} ORDER BY score DESC LIMIT ?"""
+        with self.lock:
+            rows = self.conn.execute(sql, (title_weight, *params, n)).fetchall()
+        return [(row[0], float(row[1])) for row in rows]
 
     def article_text(self, article_id: str) -> str | None:
         with self.lock:

@@ -142,6 +142,7 @@ def make_article(
     author: str | None = None,
     published_at: Any = None,
     article_id: str | None = None,
+    whole_file: bool = False,
 ) -> Article:
     """An Article with cleaned text; raises ValueError when there is no text to index."""
     body = clean_text(text)
@@ -157,6 +158,7 @@ def make_article(
         source=clean_inline(source) if source else None,
         author=clean_inline(author) if author else None,
         published_at=parse_date(published_at),
+        whole_file=whole_file,
     )
 
 
@@ -193,6 +195,7 @@ def load_plain(path: Path) -> Iterator[LoadResult]:
             source=meta.get("source"),
             author=meta.get("author"),
             published_at=meta.get("date") or meta.get("published_at"),
+            whole_file=True,
         )
     except ValueError as exc:
         yield LoadFailure(str(path), str(exc))
@@ -264,7 +267,9 @@ def load_json(path: Path) -> Iterator[LoadResult]:
             yield LoadFailure(where, str(exc))
 
 
-def article_from_html(html: str | bytes, *, url: str | None = None, path: str | None = None) -> Article:
+def article_from_html(
+    html: str | bytes, *, url: str | None = None, path: str | None = None, whole_file: bool = False
+) -> Article:
     """Main text and metadata (title, author, date, canonical URL, site name) via trafilatura."""
     import trafilatura
 
@@ -286,6 +291,7 @@ def article_from_html(html: str | bytes, *, url: str | None = None, path: str | 
         source=fields.get("sitename"),
         author=fields.get("author"),
         published_at=fields.get("date"),
+        whole_file=whole_file,
     )
 
 
@@ -293,6 +299,6 @@ def article_from_html(html: str | bytes, *, url: str | None = None, path: str | 
 def load_html(path: Path) -> Iterator[LoadResult]:
     try:
         # bytes: trafilatura honours the page's declared or detected encoding
-        yield article_from_html(read_bytes_checked(path), path=str(path))
+        yield article_from_html(read_bytes_checked(path), path=str(path), whole_file=True)
     except ValueError as exc:
         yield LoadFailure(str(path), str(exc))

@@ -19,6 +19,8 @@ class Article:
     source: str | None = None
     author: str | None = None
     published_at: datetime | None = None
+    # The article is the whole file at `path`: a new version of that file replaces it, whatever its id.
+    whole_file: bool = False
 
     @property
     def content_hash(self) -> str:

@@ -58,10 +58,10 @@ def ingest_articles(
     seen: dict[str, str] = {}  # id -> hash, so the same article twice in one run is stored once
     lookup: list[Article] = []
     to_write: list[tuple[Article, bool]] = []  # (article, replaces an older version)
+    aliases: list[tuple[str, str]] = []  # (path, article id) of copies of articles already stored or queued
 
     def flush_lookup() -> None:
         known = store.indexed_hashes([a.id for a in lookup])
-        aliases = []
         for article in lookup:
             old = known.get(article.id)
             if old == article.content_hash:
@@ -70,8 +70,6 @@ def ingest_articles(
                     aliases.append((article.path, article.id))
             else:
                 to_write.append((article, old is not None))
-        if aliases:
-            store.catalog.remember_paths(aliases)
         lookup.clear()
 
     def flush_write() -> None:
@@ -82,7 +80,11 @@ def ingest_articles(
         texts = [c.embed_text for chunks in chunked for c in chunks]
         vectors = embedder.embed(texts)
         store.write(list(zip(articles, chunked, strict=True)), vectors)
-        for (_, replaced), chunks in zip(to_write, chunked, strict=True):
+        for (article, replaced), chunks in zip(to_write, chunked, strict=True):
+            # An edited file gets a new content id: its previous version goes, and it counts as an update.
+            if article.whole_file and article.path and (old := store.catalog.superseded(article.path, article.id)):
+                store.forget(old)
+                replaced = True
             report.updated += replaced
             report.added += not replaced
             report.chunks += len(chunks)
@@ -95,7 +97,7 @@ def ingest_articles(
         elif seen.get(result.id) == result.content_hash:
             report.unchanged += 1
             if result.path:
-                store.catalog.remember_paths([(result.path, result.id)])
+                aliases.append((result.path, result.id))
         else:
             if result.id in seen:  # a second, different version in one run: the later one wins
                 lookup[:] = [a for a in lookup if a.id != result.id]
@@ -111,5 +113,7 @@ def ingest_articles(
             progress(1, result.title if isinstance(result, Article) else result.source)
     flush_lookup()
     flush_write()
+    if aliases:
+        store.catalog.remember_paths(aliases)
     report.seconds = time.perf_counter() - started
     return report

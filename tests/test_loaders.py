@@ -1,0 +1,128 @@
+"""Every loader on real files, including the bad inputs that must fail alone with a reason."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import SEED_ARTICLE, SEED_JSONL
+
+from ingest.loaders import LoadFailure, load_sources
+from ingest.models import Article
+
+HTML = """<!doctype html><html><head>
+<title>Bridge reopens after repairs | Harbour Gazette</title>
+<link rel="canonical" href="https://gazette.example/news/bridge-reopens">
+<meta property="og:site_name" content="Harbour Gazette">
+<meta name="author" content="Dana Reyes">
+<meta property="article:published_time" content="2024-03-05T08:00:00Z">
+</head><body>
+<nav><a href="/">Home</a> <a href="/sport">Sport</a></nav>
+<article><h1>Bridge reopens after repairs</h1>
+<p>The Old Harbour Bridge reopened to traffic on Tuesday after eight months of repairs that cost the city
+4.2 million dollars, officials said at a ceremony attended by several hundred residents.</p>
+<p>Engineers replaced the corroded steel cables and resurfaced the deck, and the mayor said the bridge
+would now carry heavier lorries than before the closure began last July.</p>
+</article>
+<aside class="related"><a href="/x">Related: Ten things to do this weekend</a></aside>
+<footer>Copyright 2024 Harbour Gazette</footer>
+</body></html>"""
+
+
+def load(*paths: Path | str) -> tuple[list[Article], list[LoadFailure]]:
+    results = list(load_sources([str(p) for p in paths]))
+    return [r for r in results if isinstance(r, Article)], [r for r in results if isinstance(r, LoadFailure)]
+
+
+def test_text_seed_first_line_is_title() -> None:
+    articles, failures = load(SEED_ARTICLE)
+    assert not failures
+    (article,) = articles
+    assert article.title == "Jack Dorsey called Ilhan Omar after Trump tweet that prompted death threats: report"
+    assert article.text.startswith("Twitter CEO Jack Dorsey reportedly called Rep. Ilhan Omar (D-Minn.)")
+    assert article.path == str(SEED_ARTICLE) and article.url is None and article.id.startswith("c-")
+
+
+def test_markdown_with_front_matter(tmp_path: Path) -> None:
+    md = tmp_path / "note.md"
+    md.write_text(
+        "---\nsource: The Hill\ndate: 2019-04-16\nurl: https://thehill.example/a\n---\n# Heading\n\nBody text here.\n"
+    )
+    (article,), _ = load(md)
+    assert (article.title, article.source, article.url) == ("Heading", "The Hill", "https://thehill.example/a")
+    assert article.published_at is not None and article.published_at.date().isoformat() == "2019-04-16"
+
+
+def test_jsonl_records_carry_metadata() -> None:
+    articles, failures = load(SEED_JSONL)
+    assert not failures and len(articles) == 37
+    first = articles[0]
+    assert first.source == "Wikinews" and first.url and first.url.startswith("https://en.wikinews.org/")
+    assert first.published_at is not None and first.id.startswith("u-")
+
+
+def test_html_extracts_main_text_and_metadata(tmp_path: Path) -> None:
+    page = tmp_path / "bridge.html"
+    page.write_text(HTML)
+    (article,), failures = load(page)
+    assert not failures
+    assert article.title == "Bridge reopens after repairs"
+    assert article.url == "https://gazette.example/news/bridge-reopens"
+    assert article.source == "Harbour Gazette" and article.author == "Dana Reyes"
+    assert article.published_at is not None and article.published_at.year == 2024
+    assert "4.2 million dollars" in article.text
+    assert "Ten things to do" not in article.text and "Sport" not in article.text
+
+
+def test_json_file_with_list_and_body_field(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"title": "T1", "body": "Body one is here.", "published_at": "2020-01-02"},
+                {"title": "T2", "text": "Body two is here.", "outlet": "Daily"},
+            ]
+        )
+    )
+    articles, failures = load(path)
+    assert not failures and [a.title for a in articles] == ["T1", "T2"] and articles[1].source == "Daily"
+
+
+def test_bad_inputs_fail_alone_with_path_and_reason(tmp_path: Path) -> None:
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Good title\n\nA perfectly good article body.")
+    (folder / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    (folder / "empty.md").write_text("")
+    (folder / "latin1.txt").write_bytes("Caf\xe9 title\n\nna\xefve".encode("latin-1"))
+    (folder / "records.jsonl").write_text(
+        json.dumps({"title": "Fine", "text": "A fine record."})
+        + "\n{not json\n"
+        + json.dumps({"title": "No text"})
+        + "\n"
+    )
+    (folder / "notes.docx").write_text("ignored: unknown types inside folders are skipped")
+    os.symlink(folder / "missing.txt", folder / "dangling.txt")
+    (tmp_path / "x.pdf").write_bytes(b"%PDF-1.4")
+    articles, failures = load(folder, tmp_path / "nope.txt", tmp_path / "x.pdf")
+    assert sorted(a.title for a in articles) == ["Fine", "Good title"]
+    reasons = {
+        Path(f.source.split(":")[0]).name + (":" + f.source.split(":")[1] if ":" in f.source else ""): f.reason
+        for f in failures
+    }
+    assert reasons["binary.txt"] == "binary file, not text"
+    assert reasons["empty.md"] == "empty file"
+    assert reasons["latin1.txt"].startswith("not UTF-8 text")
+    assert reasons["records.jsonl:2"].startswith("malformed JSON")
+    assert reasons["records.jsonl:3"] == "record has no 'text' or 'body'"
+    assert reasons["nope.txt"] == "no such file or directory"
+    assert reasons["x.pdf"].startswith("unsupported file type '.pdf'")
+
+
+def test_unreadable_file_is_reported(tmp_path: Path) -> None:
+    # /proc/self/mem refuses a plain read with EIO, even to root: a real unreadable file.
+    path = tmp_path / "unreadable.txt"
+    os.symlink("/proc/self/mem", path)
+    _, (failure,) = load(path)
+    assert failure.source == str(path) and failure.reason.startswith("cannot read:")
