@@ -1,0 +1,36 @@
+# Byline's task runner. `make demo` sets up and runs the main job; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch. On this project's machines `torch==2.13.0` is a CPU wheel on local disk; elsewhere run
+# `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` (a bare `pip install torch` pulls CUDA, GBs).
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+DEMO_QUESTION ?= Why did Jack Dorsey call Ilhan Omar?
+
+.PHONY: install demo test lint eval bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet -e ".[openai,anthropic,ollama]" --group dev
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/byline ingest seeds/
+	$(BIN)/byline ask "$(DEMO_QUESTION)"
+	$(BIN)/byline ask "Who won the 2018 FIFA World Cup?"
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bot ingest evals prompts
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
