@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from bot.context import Source
-from bot.models import CANNOT_ANSWER, Citation
+from bot.models import CANNOT_ANSWER, Citation, Passage
 from ingest.text import split_sentences
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ MARKER = re.compile(rf"\[\s*({_NUMBER}(?:\s*[,;]\s*{_NUMBER})*)\s*\]", re.IGNORE
 _MARKERS_WITH_SPACE = re.compile(rf"\s*{MARKER.pattern}", re.IGNORECASE)
 # A sentence end hidden behind markers that split_sentences cannot see: "fell.[2] Then" or "fell. [2] Then".
 _HIDDEN_END = re.compile(rf"[.!?]['\"”’)]*(?:\s*{MARKER.pattern})+(?=\s+['\"“‘(]?[A-Z0-9])", re.IGNORECASE)
-_LEADING_MARKERS = re.compile(rf"^(?:{MARKER.pattern}\s*)+", re.IGNORECASE)
+_LEADING_MARKERS = re.compile(rf"(?:{MARKER.pattern}\s*)+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 _NUMBER_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?")
 # fmt: off
@@ -59,7 +59,7 @@ class Sentence:
     @property
     def claim(self) -> str:
         """The sentence without its markers: what the sources must support."""
-        return " ".join(MARKER.sub(" ", self.text).split())
+        return " ".join(_MARKERS_WITH_SPACE.sub("", self.text).split())
 
 
 @dataclass(slots=True)
@@ -178,25 +178,19 @@ class SupportChecker:
         self.min_support = min_support
         self.max_new_words = max_new_words
 
-    def windows(self, source: Source) -> list[tuple[int, int, str]]:
-        """Runs of one to three consecutive sentences of the source's passages, as (start, end, text)."""
-        seen: dict[tuple[int, int], str] = {}
-        for passage in source.passages:
-            spans = split_sentences(passage.text)
-            for i in range(len(spans)):
-                for j in range(i, min(i + 3, len(spans))):
-                    a, b = spans[i][0], spans[j][1]
-                    seen.setdefault((passage.start + a, passage.start + b), passage.text[a:b])
-        return [(a, b, text) for (a, b), text in seen.items()]
-
     def score(self, pairs: Sequence[tuple[str, Source]]) -> list[Support | None]:
-        """For each (claim, source), its best supporting window; None when the source has no text."""
-        windows = {id(source): self.windows(source) for _, source in pairs}
+        """For each (claim, source), its best supporting window; None when the source has no text.
+
+        Windows are runs of one to three consecutive sentences of a passage. Only single sentences are
+        embedded; a window's vector is the normalised sum of its sentences' (embedding cost is per sentence).
+        """
+        sentences = {id(source): _sentences(source) for _, source in pairs}
         claims = list(dict.fromkeys(claim for claim, _ in pairs))
-        texts = list(dict.fromkeys(t for ws in windows.values() for _, _, t in ws))
+        texts = list(dict.fromkeys(t for runs in sentences.values() for _, run in runs for *_, t in run))
         vectors = self.embedder.embed(claims + texts)
         claim_vec = {c: vectors[i] for i, c in enumerate(claims)}
         text_vec = {t: vectors[len(claims) + i] for i, t in enumerate(texts)}
+        windows = {key: _windows(runs, text_vec) for key, runs in sentences.items()}
         results: list[Support | None] = []
         for claim, source in pairs:
             candidates = windows[id(source)]
@@ -204,19 +198,19 @@ class SupportChecker:
                 results.append(None)
                 continue
             words = content_words(claim)
-            semantic = np.array([float(claim_vec[claim] @ text_vec[t]) for _, _, t in candidates])
-            lexical = np.array([_recall(words, content_words(t)) for _, _, t in candidates])
+            semantic = np.stack([w.vector for w in candidates]) @ claim_vec[claim]
+            lexical = np.array([_recall(words, w.words) for w in candidates])
             combined = (semantic + lexical) / 2
             best = int(np.argmax(combined))
-            start, end, quote = candidates[best]
+            window = candidates[best]
             results.append(
                 Support(
                     score=float(combined[best]),
                     lexical=float(lexical[best]),
                     semantic=float(semantic[best]),
-                    start=start,
-                    end=end,
-                    quote=quote,
+                    start=window.start,
+                    end=window.end,
+                    quote=window.text,
                 )
             )
         return results
@@ -231,6 +225,38 @@ class SupportChecker:
             return False
         # A figure the article never states is the commonest way a fluent summary goes wrong.
         return numbers_in(claim) <= _source_numbers(source)
+
+
+@dataclass(slots=True)
+class _Window:
+    start: int  # offsets into the article text
+    end: int
+    text: str
+    words: set[str]
+    vector: np.ndarray
+
+
+def _sentences(source: Source) -> list[tuple[Passage, list[tuple[int, int, str]]]]:
+    """Each passage with its sentences as (start, end, text), offsets into the passage text."""
+    return [(p, [(a, b, p.text[a:b]) for a, b in split_sentences(p.text)]) for p in source.passages]
+
+
+def _windows(
+    runs: list[tuple[Passage, list[tuple[int, int, str]]]], vectors: dict[str, np.ndarray]
+) -> list[_Window]:
+    """Every run of one to three consecutive sentences within a passage, each once."""
+    found: dict[tuple[int, int], _Window] = {}
+    for passage, sentences in runs:
+        for i in range(len(sentences)):
+            for j in range(i, min(i + 3, len(sentences))):
+                a, b = sentences[i][0], sentences[j][1]
+                start, end = passage.start + a, passage.start + b
+                if (start, end) in found:  # overlapping passages repeat sentences
+                    continue
+                summed = np.sum([vectors[text] for *_, text in sentences[i : j + 1]], axis=0)
+                text = passage.text[a:b]
+                found[(start, end)] = _Window(start, end, text, content_words(text), summed / np.linalg.norm(summed))
+    return list(found.values())
 
 
 def _recall(claim: set[str], window: set[str]) -> float:
