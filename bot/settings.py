@@ -59,14 +59,18 @@ class RetrievalSettings(Group):
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical (BM25) ranking in fusion.")
     per_article: int = Field(2, ge=1, description="At most this many passages from one article.")
+    title_weight: float = Field(
+        1.0, ge=0, description="Weight of a match in the article title against one in the chunk text (BM25)."
+    )
     rerank_model: str | None = Field(None, description="Optional sentence-transformers CrossEncoder.")
+    rerank_depth: int = Field(30, ge=1, description="Fused passages the cross-encoder rescores, when one is set.")
     recency: bool = Field(False, description="Prefer recent articles for 'latest'-style questions.")
     recency_half_life_days: float = Field(30.0, gt=0, description="Age at which the recency boost halves.")
 
 
 class AnswerSettings(Group):
     min_support: float = Field(
-        0.45, description="Refuse when the best sentence scores below this (calibrated on dev questions)."
+        0.4, description="Refuse when the best sentence scores below this (calibrated on dev questions)."
     )
     max_sentences: int = Field(3, ge=1, description="Sentences in an extractive answer.")
     unsupported: Literal["mark", "remove"] = Field(
@@ -137,7 +141,6 @@ class WebSettings(Group):
         200, ge=1, description="Most new feed entries taken in one poll; the rest wait for the next one."
     )
     poll_interval: float = Field(900.0, gt=0, description="Seconds between polls of a feed with no own interval.")
-    batch_articles: int = Field(32, ge=1, description="Articles handed to the ingest pipeline at a time.")
     sitemap_since: date | None = Field(
         None, description="Sitemap pages last modified before this day (or with no lastmod) are skipped."
     )
