@@ -101,7 +101,7 @@ def direct_message(text: str, ts: str, *, channel: str = DM, user: str = ALICE, 
 class SlackHarness:
     """Fake Slack + the Byline Slack app served over HTTP; use as a context manager."""
 
-    def __init__(self, fake: FakeSlack, home: Path, ask: Callable[..., Answer] | None = None,
+    def __init__(self, fake: FakeSlack, home: Path, ask: ScriptedAsk | None = None,
                  **slack: Any) -> None:
         self.fake = fake
         self.ask = ask or ScriptedAsk()
@@ -133,7 +133,7 @@ class SlackHarness:
         sent = {"Content-Type": content_type, **(headers or {})}
         if sign:
             sent["X-Slack-Request-Timestamp"] = ts
-            sent["X-Slack-Signature"] = SignatureVerifier(secret).generate_signature(timestamp=ts, body=raw)
+            sent["X-Slack-Signature"] = SignatureVerifier(secret).generate_signature(timestamp=ts, body=raw) or ""
         return self.http.post(self.url, content=raw, headers=sent)
 
     def send_event(self, event: dict[str, Any], event_id: str | None = None, **kwargs: Any) -> httpx.Response:
@@ -177,4 +177,4 @@ def context_texts(blocks: list[dict[str, Any]]) -> list[str]:
 
 
 def answer_id_of(blocks: list[dict[str, Any]]) -> str:
-    return next(b["elements"][0]["value"] for b in blocks if b["type"] == "actions")
+    return str(next(b["elements"][0]["value"] for b in blocks if b["type"] == "actions"))
