@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.models import Answer, SearchFilters, Turn
 from bot.settings import Settings
-from bot.slack.client import describe_error, make_web_client
+from bot.slack.client import describe_error, error_code, make_web_client
 from bot.slack.feedback import FeedbackStore, PostedAnswer
 from bot.slack.guards import Deduplicator, UserRateLimiter, WorkerPool
 from bot.slack.render import (
@@ -56,10 +56,13 @@ BACKLOG_PER_WORKER = 8
 NOT_HERE_MESSAGE = "I only answer questions in the channels I've been set up for. Try a direct message."
 THANKS_MESSAGE = "Thanks for the feedback!"
 VOTE_FAILED_MESSAGE = "Sorry, I couldn't record that vote. Please try again later."
+# Web API failures: Slack's answer (SlackApiError, after the client's bounded retries) or no answer at all.
+_WEB_ERRORS = (SlackApiError, OSError)
 # When a finished answer cannot be shown as it is, the message is re-tried in a plainer form.
 _TOO_BIG = {"msg_too_long", "msg_blocks_too_long", "invalid_blocks"}
-_NO_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "invalid_auth",
-               "account_inactive", "token_revoked", "missing_scope"}
+# After these, posting a fresh message instead of the failed edit would fail the same way.
+_NOWHERE_TO_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "invalid_auth",
+                    "account_inactive", "token_revoked", "missing_scope", "connection_failed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +242,7 @@ class SlackBot:
             return []
         try:
             reply = self.client.conversations_replies(channel=question.channel, ts=question.thread_ts, limit=200)
-        except SlackApiError as e:
+        except _WEB_ERRORS as e:
             log.warning("conversations.replies channel=%s ts=%s: %s; answering without the thread's history",
                         question.channel, question.thread_ts, describe_error(e))
             return []
@@ -338,7 +341,7 @@ class SlackBot:
     def _post(self, channel: str, thread_ts: str, message: dict[str, Any]) -> str | None:
         try:
             reply = self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message)
-        except SlackApiError as e:
+        except _WEB_ERRORS as e:
             log.error("chat.postMessage channel=%s thread_ts=%s: %s", channel, thread_ts, describe_error(e))
             return None
         return str(reply["ts"])
@@ -346,16 +349,16 @@ class SlackBot:
     def _post_ephemeral(self, channel: str, user: str, thread_ts: str, text: str) -> None:
         try:
             self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=text)
-        except SlackApiError as e:
+        except _WEB_ERRORS as e:
             log.error("chat.postEphemeral channel=%s user=%s: %s", channel, user, describe_error(e))
 
     def _update(self, channel: str, ts: str, message: dict[str, Any]) -> str | None:
         """chat.update; None when it worked, else Slack's error code (logged)."""
         try:
             self.client.chat_update(channel=channel, ts=ts, **message)
-        except SlackApiError as e:
+        except _WEB_ERRORS as e:
             log.error("chat.update channel=%s ts=%s: %s", channel, ts, describe_error(e))
-            return str(e.response.get("error", "unknown"))
+            return error_code(e)
         return None
 
     def _deliver(self, question: Question, placeholder: str, message: dict[str, Any]) -> str | None:
@@ -366,7 +369,7 @@ class SlackBot:
         error = self._update(channel, placeholder, message)
         if error is None:
             return placeholder
-        if error in _NO_CHANNEL:
+        if error in _NOWHERE_TO_POST:
             return None
         if error in _TOO_BIG:
             # The answer's plain-text fallback fits in one section; buttons are dropped with the blocks.

@@ -27,6 +27,9 @@ RATE_LIMIT_RETRIES = 2
 MAX_RETRY_AFTER = 30
 
 
+NO_BOT_TOKEN = "SLACK_BOT_TOKEN is not set: copy the bot token (xoxb-…) from the app's OAuth & Permissions page."
+
+
 class SlackStartupError(RuntimeError):
     """The bot cannot start: a missing token, or Slack rejected one. The message says which and why."""
 
@@ -71,8 +74,7 @@ def api_url(settings: SlackSettings) -> str:
 def make_web_client(settings: SlackSettings) -> WebClient:
     """A WebClient for the bot token, pointed at `settings.api_url` (default Slack's), with bounded retries."""
     if settings.bot_token is None:
-        raise SlackStartupError("SLACK_BOT_TOKEN is not set: copy the bot token (xoxb-…) from the app's "
-                                "OAuth & Permissions page.")
+        raise SlackStartupError(NO_BOT_TOKEN)
     return WebClient(
         token=settings.bot_token.get_secret_value(),
         base_url=api_url(settings),
@@ -84,8 +86,7 @@ def make_web_client(settings: SlackSettings) -> WebClient:
 def check_startup(settings: SlackSettings, *, http: bool) -> None:
     """Every token the chosen mode needs is present (no network): raise SlackStartupError naming the first gap."""
     if settings.bot_token is None:
-        raise SlackStartupError("SLACK_BOT_TOKEN is not set: copy the bot token (xoxb-…) from the app's "
-                                "OAuth & Permissions page.")
+        raise SlackStartupError(NO_BOT_TOKEN)
     if http and settings.signing_secret is None:
         raise SlackStartupError("HTTP mode needs SLACK_SIGNING_SECRET (the app's Basic Information page) to "
                                 "verify requests.")
@@ -107,10 +108,19 @@ def verify_bot_token(client: WebClient) -> dict[str, Any]:
     return dict(result.data) if isinstance(result.data, dict) else {}
 
 
-def describe_error(error: SlackApiError) -> str:
-    """The parts of a Web API error worth logging (never the token): error code, status, needed scopes."""
+def error_code(error: Exception) -> str:
+    """Slack's error code for a failed Web API call; `connection_failed` when Slack was not reached."""
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error", "unknown"))
+    return "connection_failed"
+
+
+def describe_error(error: Exception) -> str:
+    """The parts of a Web API failure worth logging (never the token): error code, status, needed scopes."""
+    if not isinstance(error, SlackApiError):
+        return f"error=connection_failed ({error})"
     response = error.response
-    parts = [f"error={response.get('error', 'unknown')}", f"status={response.status_code}"]
+    parts = [f"error={error_code(error)}", f"status={response.status_code}"]
     for key in ("needed", "provided", "warning"):
         if response.get(key):
             parts.append(f"{key}={response.get(key)}")
