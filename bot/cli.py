@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from bot import cli_slack
+
 if TYPE_CHECKING:
     from bot.app import Byline
     from bot.settings import Settings
@@ -202,6 +204,9 @@ def _json_default(value: object) -> str:
     if isinstance(value, datetime | date | Path):
         return str(value)
     raise TypeError(type(value).__name__)
+
+
+cli_slack.register(app)
 
 
 def main() -> None:
