@@ -18,8 +18,6 @@ from slack_harness import make_answer, refusal
 from slack_sdk.signature import SignatureVerifier
 from typer.testing import CliRunner
 
-from bot.cli import main_options
-from bot.cli_slack import register
 from bot.settings import Settings
 from bot.slack.feedback import FeedbackStore, PostedAnswer
 from ingest.catalog import Catalog
@@ -28,9 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.callback()(main_options)
-    register(app)
+    from bot.cli import app
+
     return app
 
 
@@ -92,9 +89,9 @@ def test_byline_slack_http_serves_signed_requests(fake: FakeSlack, tmp_path: Pat
         port = free_port()
         env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "s3cret",
                "SLACK_API_URL": fake.api_url, "BYLINE_HOME": str(tmp_path / "home")}
-        command = "from bot.cli import app; from bot.cli_slack import register; register(app); app()"
         process = subprocess.Popen(
-            [sys.executable, "-c", command, "slack", "--http", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-c", "from bot.cli import main; main()",
+             "slack", "--http", "--host", "127.0.0.1", "--port", str(port)],
             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         try:
