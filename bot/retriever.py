@@ -1,20 +1,36 @@
-"""Retrieval over the index, exposed as a langchain BaseRetriever so it composes with langchain chains."""
+"""Hybrid retrieval over the index (dense Chroma + lexical FTS5 BM25, fused), as a langchain BaseRetriever.
+
+search: both indexes give their best candidates under the same filters -> fusion -> only current article versions
+-> optional recency preference -> optional cross-encoder rerank -> no near-duplicates, at most `per_article` each.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from pydantic import ConfigDict, PrivateAttr
 
+from bot.diversity import diversify
+from bot.fusion import fuse
+from bot.lexical import query_terms
 from bot.models import Passage, SearchFilters
+from bot.rerank import CrossEncoderReranker, Reranker
 from bot.settings import RetrievalSettings
 from ingest.catalog import ChunkRow
 from ingest.embedding import Embedder
 from ingest.store import Store
+
+# Questions that ask for the newest state of things; only these get the (optional) recency preference.
+RECENCY_CUES = re.compile(
+    r"\b(latest|newest|most recent|recent(ly)?|current(ly)?|nowadays|now|today|this (week|month|year)|so far|yet)\b",
+    re.IGNORECASE,
+)
 
 
 def passage_from_row(row: ChunkRow, score: float) -> Passage:
@@ -34,18 +50,33 @@ def passage_from_row(row: ChunkRow, score: float) -> Passage:
     )
 
 
-def cap_per_article(passages: list[Passage], per_article: int, k: int) -> list[Passage]:
-    """The best k passages with at most `per_article` from any one article, order kept."""
-    taken: dict[str, int] = {}
-    kept: list[Passage] = []
+def wants_recent(query: str) -> bool:
+    return RECENCY_CUES.search(query) is not None
+
+
+def prefer_recent(passages: list[Passage], half_life_days: float) -> list[Passage]:
+    """Scale each score by 0.5 + 0.5 * 2^(-age / half-life), age counted back from the newest passage's date, so
+    the newest keeps its score and an old one keeps at least half; undated passages count as oldest."""
+    dated = [p.published_at for p in passages if p.published_at]
+    if not dated:
+        return passages
+    newest = max(dated)
     for passage in passages:
-        if taken.get(passage.article_id, 0) >= per_article:
-            continue
-        taken[passage.article_id] = taken.get(passage.article_id, 0) + 1
-        kept.append(passage)
-        if len(kept) == k:
-            break
-    return kept
+        if passage.published_at is None:
+            factor = 0.5
+        else:
+            age_days = (newest - passage.published_at).total_seconds() / 86400
+            factor = 0.5 + 0.5 * math.pow(2.0, -age_days / half_life_days)
+        passage.score *= factor
+    return sorted(passages, key=lambda p: -p.score)
+
+
+def rerank(query: str, passages: list[Passage], reranker: Reranker, depth: int) -> list[Passage]:
+    """The top `depth` passages reordered by the reranker's scores (which become their scores); the rest after."""
+    head, tail = passages[:depth], passages[depth:]
+    for passage, score in zip(head, reranker.scores(query, [p.text for p in head]), strict=True):
+        passage.score = score
+    return sorted(head, key=lambda p: -p.score) + tail
 
 
 class BylineRetriever(BaseRetriever):
@@ -57,25 +88,46 @@ class BylineRetriever(BaseRetriever):
     embedder: Embedder
     settings: RetrievalSettings
     filters: SearchFilters | None = None
+    k: int | None = None
+    _reranker: Reranker | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if model := self.settings.rerank_model:  # loaded on first use, so building it costs nothing
+            self._reranker = CrossEncoderReranker(model, device=self.embedder.settings.device)
 
     def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Passage]:
-        k = k or self.settings.k
+        """The best `k` passages for `query` within `filters`, best first."""
+        settings = self.settings
+        k = k or self.k or settings.k
         filters = filters if filters is not None else self.filters
-        vector = self.embedder.embed_query(query)
-        hits = self.store.dense_search(vector, max(self.settings.candidates, k), filters)
-        rows = self.store.catalog.chunk_rows(self.store.collection_name, [chunk_id for chunk_id, _ in hits])
+        depth = max(settings.candidates, k)
+        collection = self.store.collection_name
+        dense = self.store.dense_search(self.embedder.embed_query(query), depth, filters)
+        lexical = self.store.catalog.lexical_search(
+            collection, query_terms(query), depth, filters, title_weight=settings.title_weight
+        )
+        fused = fuse(
+            [dense, lexical], [settings.dense_weight, settings.lexical_weight], settings.fusion, settings.rrf_k
+        )
+        rows = self.store.catalog.chunk_rows(collection, [chunk_id for chunk_id, _ in fused])
+        dense_scores, lexical_scores = dict(dense), dict(lexical)
         passages = []
-        for chunk_id, similarity in hits:
-            if row := rows.get(chunk_id):
-                passage = passage_from_row(row, similarity)
-                passage.dense_score = similarity
+        for chunk_id, score in fused:
+            if row := rows.get(chunk_id):  # a chunk of a superseded version is not returned
+                passage = passage_from_row(row, score)
+                passage.dense_score = dense_scores.get(chunk_id)
+                passage.lexical_score = lexical_scores.get(chunk_id)
                 passages.append(passage)
-        return cap_per_article(passages, self.settings.per_article, k)
+        if settings.recency and wants_recent(query):
+            passages = prefer_recent(passages, settings.recency_half_life_days)
+        if self._reranker is not None:
+            passages = rerank(query, passages, self._reranker, max(settings.rerank_depth, k))
+        return diversify(passages, k, settings.per_article)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return [passage_to_document(p) for p in self.search(query, k=kwargs.get("k"))]
+        return [passage_to_document(p) for p in self.search(query, k=kwargs.get("k"), filters=kwargs.get("filters"))]
 
 
 def passage_to_document(passage: Passage) -> Document:
@@ -92,5 +144,7 @@ def passage_to_document(passage: Passage) -> Document:
             "start": passage.start,
             "end": passage.end,
             "score": passage.score,
+            "dense_score": passage.dense_score,
+            "lexical_score": passage.lexical_score,
         },
     )

@@ -1,0 +1,191 @@
+"""Hybrid retrieval against the real model, real Chroma and real SQLite FTS5: the lexical index in step with the
+vectors across update, forget and an interrupted write; filters in both indexes; the langchain interface."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.runnables import RunnableLambda
+
+import ingest.catalog
+from bot.app import Byline
+from bot.models import SearchFilters
+from bot.rerank import RerankError
+from bot.settings import load_settings
+from ingest.embedding import Embedder
+
+ARTICLES = [
+    {
+        "url": "https://alpha.example/harbour",
+        "source": "Alpha News",
+        "date": "2019-03-02",
+        "title": "Harbour bridge reopens",
+        "text": "The Kvernhus harbour bridge reopened on Saturday after two years of repairs costing 40 million "
+        "kroner. Ferries that replaced it will stop running next week.",
+    },
+    {
+        "url": "https://beta.example/harbour",
+        "source": "Beta Times",
+        "date": "2019-06-20",
+        "title": "Harbour bridge closes again",
+        "text": "The Kvernhus harbour bridge closed again on Thursday when inspectors found cracks in a support. "
+        "The council said ferries would return within days.",
+    },
+    {
+        "url": "https://beta.example/orchestra",
+        "source": "Beta Times",
+        "date": "2019-01-15",
+        "title": "Orchestra names new conductor",
+        "text": "The city orchestra named Ilse Vandermeer as its principal conductor. She starts in the autumn "
+        "season and replaces a conductor who led the orchestra for twenty years.",
+    },
+]
+
+
+def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def lexical(byline: Byline, *terms: str, filters: SearchFilters | None = None) -> list[str]:
+    """Article ids of the lexical hits for some terms."""
+    hits = byline.catalog.lexical_search(byline.store.collection_name, list(terms), 50, filters)
+    rows = byline.catalog.chunk_rows(byline.store.collection_name, [chunk_id for chunk_id, _ in hits])
+    return [rows[chunk_id].article_id for chunk_id, _ in hits]
+
+
+def in_step(byline: Byline) -> bool:
+    """Every chunk is in both indexes and nothing else is."""
+    db = byline.catalog.conn
+    chunks = {row[0] for row in db.execute("SELECT rowid FROM chunks")}
+    lexical_rows = {row[0] for row in db.execute("SELECT rowid FROM chunks_fts")}
+    chunk_ids = {row[0] for row in db.execute("SELECT id FROM chunks")}
+    vectors = set(byline.store.collection.get(include=[])["ids"])
+    return chunks == lexical_rows and chunk_ids == vectors
+
+
+@pytest.fixture
+def news(byline: Byline, tmp_path: Path) -> Byline:
+    report = byline.ingest([str(write_jsonl(tmp_path / "news.jsonl", ARTICLES))])
+    assert report.added == 3 and not report.failed
+    return byline
+
+
+def test_lexical_index_follows_update_and_forget(news: Byline, tmp_path: Path) -> None:
+    (orchestra,) = news.catalog.resolve("https://beta.example/orchestra")
+    assert lexical(news, "vandermeer") == [orchestra] and in_step(news)
+
+    changed = dict(ARTICLES[2], text=ARTICLES[2]["text"].replace("Ilse Vandermeer", "Tomasz Okonkwo"))
+    report = news.ingest([str(write_jsonl(tmp_path / "update.jsonl", [changed]))])
+    assert report.updated == 1
+    assert lexical(news, "vandermeer") == [] and lexical(news, "okonkwo") == [orchestra] and in_step(news)
+
+    removed, _ = news.forget(["https://beta.example/orchestra"])
+    assert removed == [orchestra]
+    assert lexical(news, "okonkwo") == [] and lexical(news, "orchestra") == [] and in_step(news)
+
+
+def test_title_change_reaches_the_lexical_index(news: Byline, tmp_path: Path) -> None:
+    renamed = dict(ARTICLES[2], title="Vienna-born conductor to lead orchestra")
+    news.ingest([str(write_jsonl(tmp_path / "renamed.jsonl", [renamed]))])
+    assert lexical(news, "vienna-born") == news.catalog.resolve("https://beta.example/orchestra")
+    assert in_step(news)
+
+
+def test_interrupted_catalog_switch_keeps_both_indexes_on_the_old_version(
+    news: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = dict(ARTICLES[2], text=ARTICLES[2]["text"].replace("Ilse Vandermeer", "Tomasz Okonkwo"))
+    real_upsert = news.catalog._upsert_article
+
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt  # dies inside the switch: after the old chunks were deleted, before the new ones
+
+    monkeypatch.setattr(news.catalog, "_upsert_article", crash)
+    with pytest.raises(KeyboardInterrupt):
+        news.ingest([str(write_jsonl(tmp_path / "update.jsonl", [changed]))])
+    (orchestra,) = news.catalog.resolve("https://beta.example/orchestra")
+    assert lexical(news, "vandermeer") == [orchestra] and lexical(news, "okonkwo") == []
+    assert "Vandermeer" in news.retriever.search("Who is the new conductor of the orchestra?", k=1)[0].text
+
+    monkeypatch.setattr(news.catalog, "_upsert_article", real_upsert)
+    reopened = Byline(news.settings)
+    reopened.__dict__["embedder"] = embedder
+    assert in_step(reopened)  # the next open swept the vectors of the version that never landed
+    assert reopened.ingest([str(write_jsonl(tmp_path / "update.jsonl", [changed]))]).updated == 1
+    assert lexical(reopened, "okonkwo") == [orchestra] and in_step(reopened)
+
+
+def test_migration_backfills_an_existing_index(
+    byline: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = [step for step in ingest.catalog.MIGRATIONS if step[0] != "004_chunks_fts"]
+    monkeypatch.setattr(ingest.catalog, "MIGRATIONS", before)
+    byline.ingest([str(write_jsonl(tmp_path / "news.jsonl", ARTICLES))])
+    byline.catalog.close()
+    monkeypatch.undo()
+
+    reopened = Byline(byline.settings)
+    reopened.__dict__["embedder"] = embedder
+    assert lexical(reopened, "kvernhus") and in_step(reopened)
+
+
+def test_hybrid_scores_and_exact_names(news: Byline) -> None:
+    top = news.retriever.search("Who is Ilse Vandermeer?", k=3)
+    assert top[0].title == "Orchestra names new conductor"
+    assert top[0].lexical_score is not None and top[0].dense_score is not None
+    assert [p.score for p in top] == sorted((p.score for p in top), reverse=True)
+
+
+def test_free_text_is_never_fts_syntax(news: Byline) -> None:
+    for query in ['"unbalanced', "NEAR(bridge harbour)", "title:bridge OR -x*", "^AND", "'; DROP TABLE chunks; --"]:
+        news.retriever.search(query)  # no sqlite3.OperationalError
+    assert in_step(news)
+
+
+def test_source_and_date_filters_apply_to_both_indexes(news: Byline) -> None:
+    question = "When did the Kvernhus harbour bridge reopen after repairs?"
+    alpha = news.retriever.search(question, filters=SearchFilters(sources=(" alpha NEWS",)))
+    assert alpha and {p.source for p in alpha} == {"Alpha News"}
+    summer = news.retriever.search(question, filters=SearchFilters(since=date(2019, 6, 20), until=date(2019, 6, 20)))
+    assert summer and {p.title for p in summer} == {"Harbour bridge closes again"}
+    assert news.retriever.search(question, filters=SearchFilters(until=date(2018, 12, 31))) == []
+    winter = SearchFilters(sources=("Beta Times",), until=date(2019, 3, 1))
+    assert lexical(news, "kvernhus", "orchestra", filters=winter) == news.catalog.resolve(
+        "https://beta.example/orchestra"
+    )
+
+
+def test_recency_preference_only_when_enabled_and_asked(news: Byline, embedder: Embedder) -> None:
+    question = "latest news on the Kvernhus harbour bridge reopening"
+    assert news.retriever.search(question, k=1)[0].title == "Harbour bridge reopens"
+    recent = Byline(load_settings(retrieval={"recency": True, "recency_half_life_days": 7}))
+    recent.__dict__["embedder"] = embedder
+    assert recent.retriever.search(question, k=1)[0].title == "Harbour bridge closes again"
+    assert recent.retriever.search("Kvernhus harbour bridge reopening", k=1)[0].title == "Harbour bridge reopens"
+
+
+def test_langchain_interface(news: Byline) -> None:
+    docs = news.retriever.invoke("Who will conduct the city orchestra?")
+    assert docs and all(isinstance(d, Document) for d in docs)
+    assert docs[0].metadata["title"] == "Orchestra names new conductor" and docs[0].metadata["source"] == "Beta Times"
+    assert len(docs) <= news.settings.retrieval.k
+
+    def urls(found: list[Document]) -> list[str]:
+        return [d.metadata["url"] for d in found]
+
+    chain = news.retriever | RunnableLambda(urls)
+    assert chain.invoke("harbour bridge cracks")[0] == "https://beta.example/harbour"
+    assert news.retriever.invoke("Kvernhus", k=1)[0].page_content.startswith("The Kvernhus harbour bridge")
+
+
+def test_missing_rerank_model_is_a_clear_error(news: Byline, embedder: Embedder, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-cross-encoder"
+    configured = Byline(load_settings(retrieval={"rerank_model": str(missing)}))
+    configured.__dict__["embedder"] = embedder
+    with pytest.raises(RerankError, match="no-such-cross-encoder"):
+        configured.retriever.search("harbour bridge")
