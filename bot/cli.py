@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from bot import cli_slack
+from bot import cli_eval, cli_slack
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -206,6 +206,7 @@ def _json_default(value: object) -> str:
     raise TypeError(type(value).__name__)
 
 
+cli_eval.register(app)
 cli_slack.register(app)
 
 

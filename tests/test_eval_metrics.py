@@ -88,9 +88,7 @@ FIRE = frozenset({"notre-dame"})
 def test_citation_spans_match_by_article_and_containment_or_shared_run() -> None:
     gold = QuotedSpan(FIRE, "The fire reportedly started at about 19:00 local time (1700 UTC).")
     assert spans_match(QuotedSpan(FIRE, "started at about 19:00 local time and spread fast"), gold)
-    assert spans_match(
-        QuotedSpan(FIRE, "THE FIRE REPORTEDLY started at about 19:00 local time (1700 UTC). More"), gold
-    )
+    assert spans_match(QuotedSpan(FIRE, "THE FIRE REPORTEDLY started at about 19:00 local time (1700 UTC). More"), gold)
     assert not spans_match(QuotedSpan(frozenset({"other"}), gold.text), gold)
     assert not spans_match(QuotedSpan(FIRE, "the fire was put out"), gold)
     # a gold quote shorter than five words must be contained whole

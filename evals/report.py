@@ -1,0 +1,199 @@
+"""What an eval run leaves behind: the baseline gate, the Markdown report and its chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from evals.runner import EvalResult
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    name: str
+    baseline: float
+    current: float | None
+    regressed: bool
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.current is None else self.current - self.baseline
+
+
+def gated(name: str) -> bool:
+    """Quality metrics are gated; latencies depend on the machine, so they are reported but not gated."""
+    return not name.startswith("latency_")
+
+
+def load_baseline(path: Path) -> dict[str, float]:
+    """The numeric metrics of a saved `--json` result."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the baseline: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: the baseline is not JSON: {exc.msg} (line {exc.lineno})") from exc
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    if not isinstance(metrics, dict):
+        raise ValueError(f'{path}: not an eval result (expected {{"metrics": {{...}}, "config": {{...}}}})')
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def compare_with_baseline(
+    current: dict[str, float | None], baseline: dict[str, float], tolerance: float
+) -> list[Comparison]:
+    """Every gated baseline metric against this run; a drop of more than `tolerance` (or a lost metric) fails."""
+    out = []
+    for name, before in baseline.items():
+        if not gated(name):
+            continue
+        now = current.get(name)
+        out.append(Comparison(name, before, now, now is None or now < before - tolerance))
+    return out
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[IO[str]]:
+    """Write to a temporary file beside `path` and move it into place, so no half-written file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yield handle
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, result: EvalResult) -> None:
+    with atomic_write(path) as out:
+        json.dump(result.to_json(), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+
+
+def write_predictions(path: Path, result: EvalResult) -> None:
+    with atomic_write(path) as out:
+        for record in result.predictions:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _fmt(value: float | None, name: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f}" if name.startswith("latency_") else f"{value:.3f}"
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def write_chart(path: Path, result: EvalResult, baseline: dict[str, float] | None) -> None:
+    """A horizontal bar per quality metric (0-1), with the baseline's value as a tick when there is one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [(n, v) for n, v in result.metrics.items() if gated(n) and v is not None]
+    names = [n for n, _ in shown][::-1]
+    values = [v for _, v in shown][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2))
+    ax.barh(names, values, color="#4c72b0")
+    if baseline:
+        marked = [(i, baseline[n]) for i, n in enumerate(names) if n in baseline]
+        ax.scatter([b for _, b in marked], [i for i, _ in marked], marker="|", s=200, color="black", label="baseline")
+        ax.legend(loc="lower right", fontsize=8)
+    for i, value in enumerate(values):
+        inside = value > 0.85  # no room to the right of a long bar: write the figure on it
+        x = value - 0.01 if inside else value + 0.01
+        ax.text(
+            x,
+            i,
+            f"{value:.3f}",
+            va="center",
+            ha="right" if inside else "left",
+            fontsize=8,
+            color="white" if inside else "black",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_title(str(result.config.get("set", "eval")), fontsize=10)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(temporary, dpi=120)
+    finally:
+        plt.close(fig)
+    temporary.replace(path)
+
+
+def write_report(
+    directory: Path,
+    result: EvalResult,
+    baseline: dict[str, float] | None = None,
+    comparisons: list[Comparison] | None = None,
+) -> Path:
+    """DIR/report.md with the metrics, a chart (DIR/metrics.png) and the per-question misses."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_chart(directory / "metrics.png", result, baseline)
+    config = result.config
+    lines = [f"# Byline eval: {config.get('set', '')}", ""]
+    if result.interrupted:
+        lines += [f"**Interrupted**: {config.get('scored')} of {config.get('total')} scored.", ""]
+    lines += [
+        f"- started: {config.get('started_at', '')}, {config.get('wall_seconds', '')} s",
+        f"- articles: {config.get('articles', '')}",
+        f"- store: {config.get('store', '')}",
+        f"- embedding model: {config.get('embedding_model', '')}, answerer: {config.get('answerer', '')}",
+        "",
+        "## Metrics",
+        "",
+        "| metric | value | baseline | change |",
+        "|---|---:|---:|---:|",
+    ]
+    by_name = {c.name: c for c in comparisons or []}
+    for name, value in result.metrics.items():
+        compared = by_name.get(name)
+        before = _fmt(baseline.get(name), name) if baseline and name in baseline else ""
+        change = ""
+        if compared and compared.delta is not None:
+            change = f"{compared.delta:+.3f}" + (" **regressed**" if compared.regressed else "")
+        lines.append(f"| {name} | {_fmt(value, name)} | {before} | {change} |")
+    lines += ["", "![metrics](metrics.png)", "", f"## Misses ({len(result.misses)})", ""]
+    if result.misses:
+        lines += ["| id | question | expected | got | why |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {_cell(x.id)} | {_cell(x.question)} | {_cell(x.expected)} | {_cell(x.got)} | {_cell(x.why)} |"
+            for x in result.misses
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", "## Config", "", "```json", json.dumps(config, indent=2, default=str), "```", ""]
+    report = directory / "report.md"
+    with atomic_write(report) as out:
+        out.write("\n".join(lines))
+    return report
+
+
+def metrics_table_rows(result: EvalResult, comparisons: list[Comparison] | None) -> list[tuple[str, str, str]]:
+    """(metric, value, change vs baseline) for the terminal table."""
+    by_name = {c.name: c for c in comparisons or []}
+    rows = []
+    for name, value in result.metrics.items():
+        compared = by_name.get(name)
+        change = ""
+        if compared:
+            change = "missing" if compared.delta is None else f"{compared.delta:+.3f}"
+            change += " REGRESSED" if compared.regressed else ""
+        rows.append((name, _fmt(value, name), change))
+    return rows

@@ -1,0 +1,400 @@
+"""Run an eval set through the facade users call (`Byline.ask`, `Byline.retriever.search`) and score it.
+
+Own-format sets: article- and evidence-level retrieval hits, answers, citations, refusals, latency per stage.
+BEIR directories: document-level nDCG@10, MRR@10, Recall@10/100 over a throwaway index of the corpus.
+A KeyboardInterrupt stops the loop cleanly: the result then holds what was measured so far.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from evals import metrics as m
+from evals.datasets import (
+    BeirDoc,
+    DatasetError,
+    EvalQuestion,
+    Evidence,
+    load_beir_qrels,
+    load_beir_queries,
+)
+
+if TYPE_CHECKING:
+    from bot.app import Byline
+    from bot.models import Answer, Passage
+    from bot.settings import Settings
+    from ingest.loaders import LoadResult
+    from ingest.pipeline import IngestReport
+
+RANK_DEPTH = 10  # passages scored for hits/MRR and written to --predictions
+HIT_CUTOFFS = (1, 5, 10)
+BEIR_DEPTH = 100  # documents ranked per BEIR query (for recall@100)
+
+# Told (done, total, label) as the run advances; total is None while it is unknown.
+ProgressFn = Callable[[int, int | None, str], None]
+
+
+def _quiet(done: int, total: int | None, label: str) -> None:
+    return None
+
+
+@dataclass
+class Miss:
+    """A question (or query) the run got wrong, for the report."""
+
+    id: str
+    question: str
+    expected: str
+    got: str
+    why: str
+
+
+@dataclass
+class EvalResult:
+    kind: Literal["questions", "beir"]
+    metrics: dict[str, float | None]
+    config: dict[str, Any]
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    misses: list[Miss] = field(default_factory=list)
+    interrupted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metrics": {k: _round(v) for k, v in self.metrics.items()}, "config": self.config}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+# -- own-format sets -----------------------------------------------------------------------------------
+
+
+@dataclass
+class QuestionScore:
+    """One question's outcome. Retrieval flags mark, per rank, a passage of a gold article / with a gold quote."""
+
+    answerable: bool
+    refused: bool
+    article_flags: list[bool]
+    evidence_flags: list[bool]
+    correct: bool | None
+    f1: float | None
+    citation_precision: float | None
+    citation_recall: float | None
+    timings_ms: dict[str, float]
+
+
+_CITATION_MARK = re.compile(r"\s*\[\d+\]")
+
+
+def answer_text(text: str) -> str:
+    """The answer without its [n] citation markers, which would otherwise read as numbers."""
+    return _CITATION_MARK.sub("", text)
+
+
+def score_question(
+    question: EvalQuestion, answer: Answer, ranked: Sequence[Passage], gold: dict[Evidence, frozenset[str]]
+) -> QuestionScore:
+    """Score one question; `gold` maps each evidence item to the ids of the article(s) it names."""
+    gold_articles = frozenset().union(*gold.values()) if gold else frozenset()
+    gold_spans = [m.QuotedSpan(ids, ev.quote) for ev, ids in gold.items()]
+    article_flags = [p.article_id in gold_articles for p in ranked]
+    evidence_flags = [
+        any(p.article_id in ids and m.contains_quote(p.text, ev.quote) for ev, ids in gold.items()) for p in ranked
+    ]
+    correct = f1 = precision = recall = None
+    if question.answerable:
+        text = "" if answer.refused else answer_text(answer.text)
+        correct = m.answer_contains(text, question.answers)
+        f1 = m.token_f1(text, question.answers)
+        cited = [m.QuotedSpan(frozenset({c.article_id}), c.quote) for c in answer.citations]
+        precision = m.citation_precision(cited, gold_spans)
+        recall = m.citation_recall(cited, gold_spans)
+    return QuestionScore(
+        answerable=question.answerable,
+        refused=answer.refused,
+        article_flags=article_flags,
+        evidence_flags=evidence_flags,
+        correct=correct,
+        f1=f1,
+        citation_precision=precision,
+        citation_recall=recall,
+        timings_ms=dict(answer.timings_ms),
+    )
+
+
+def summarise_questions(scores: Sequence[QuestionScore]) -> dict[str, float | None]:
+    """Metrics over the questions scored: retrieval and answers on the answerable ones, refusals on all."""
+    answerable = [s for s in scores if s.answerable]
+    out: dict[str, float | None] = {}
+    levels = {"": [s.article_flags for s in answerable], "evidence_": [s.evidence_flags for s in answerable]}
+    for prefix, flag_lists in levels.items():
+        for k in HIT_CUTOFFS:
+            out[f"{prefix}hits@{k}"] = m.mean(m.hit_at_k(flags, k) for flags in flag_lists)
+        out[f"{prefix}mrr@{RANK_DEPTH}"] = m.mean(m.reciprocal_rank(flags, RANK_DEPTH) for flags in flag_lists)
+    out["answer_accuracy"] = m.mean(float(s.correct) for s in answerable if s.correct is not None)
+    out["answer_f1"] = m.mean(s.f1 for s in answerable)
+    out["citation_precision"] = m.mean(s.citation_precision for s in answerable)
+    out["citation_recall"] = m.mean(s.citation_recall for s in answerable)
+    out["refusal_precision"], out["refusal_recall"] = m.refusal_precision_recall(
+        (s.answerable, s.refused) for s in scores
+    )
+    out.update(latency_metrics([s.timings_ms for s in scores]))
+    return out
+
+
+def latency_metrics(timings: Iterable[dict[str, float]]) -> dict[str, float | None]:
+    """p50 and p95 per stage, named latency_<stage>_p50_ms."""
+    by_stage: dict[str, list[float]] = {}
+    for timing in timings:
+        for stage, ms in timing.items():
+            by_stage.setdefault(stage, []).append(ms)
+    return {f"latency_{stage}_p{p}_ms": m.percentile(values, p) for stage, values in by_stage.items() for p in (50, 95)}
+
+
+def evidence_refs(evidence: Evidence, bases: Sequence[Path]) -> list[str]:
+    """What to look an evidence item up by: the ref itself, and a relative path tried from each base dir."""
+    refs = [evidence.ref]
+    if evidence.path and not Path(evidence.path).is_absolute():
+        refs += [str((base / evidence.path).resolve()) for base in bases]
+    return list(dict.fromkeys(refs))
+
+
+def resolve_gold(
+    byline: Byline, questions: Sequence[EvalQuestion], bases: Sequence[Path]
+) -> tuple[dict[str, dict[Evidence, frozenset[str]]], list[str]]:
+    """Each question's evidence mapped to ingested article ids, and the refs that matched no article."""
+    found: dict[str, frozenset[str]] = {}
+    gold: dict[str, dict[Evidence, frozenset[str]]] = {}
+    unresolved: list[str] = []
+    for question in questions:
+        gold[question.id] = {}
+        for ev in question.evidence:
+            if ev.ref not in found:
+                ids: set[str] = set()
+                for ref in evidence_refs(ev, bases):
+                    ids.update(byline.catalog.resolve(ref))
+                found[ev.ref] = frozenset(ids)
+                if not ids:
+                    unresolved.append(ev.ref)
+            gold[question.id][ev] = found[ev.ref]
+    return gold, unresolved
+
+
+def run_questions(
+    byline: Byline,
+    questions: Sequence[EvalQuestion],
+    gold: dict[str, dict[Evidence, frozenset[str]]],
+    *,
+    k: int | None = None,
+    progress: ProgressFn = _quiet,
+) -> EvalResult:
+    """Ask every question as a user would, score it; stops early, keeping what it has, on Ctrl-C."""
+    scores: list[QuestionScore] = []
+    predictions: list[dict[str, Any]] = []
+    misses: list[Miss] = []
+    interrupted = False
+    progress(0, len(questions), "")
+    try:
+        for done, question in enumerate(questions, start=1):
+            answer = byline.ask(question.question, k=k)
+            # The top passages for the retrieval metrics (`ask` retrieves only the k it answers from). After
+            # `ask`, so that its timings, not this search, pay for embedding the question.
+            ranked = byline.retriever.search(question.question, k=RANK_DEPTH)
+            score = score_question(question, answer, ranked, gold[question.id])
+            scores.append(score)
+            predictions.append(_prediction(question, answer, ranked, score))
+            if miss := _question_miss(question, answer, score):
+                misses.append(miss)
+            progress(done, len(questions), question.id)
+    except KeyboardInterrupt:
+        interrupted = True
+    return EvalResult(
+        kind="questions",
+        metrics=summarise_questions(scores),
+        config={
+            "questions": len(questions),
+            "scored": len(scores),
+            "answerable": sum(s.answerable for s in scores),
+            "unanswerable": sum(not s.answerable for s in scores),
+        },
+        predictions=predictions,
+        misses=misses,
+        interrupted=interrupted,
+    )
+
+
+def _passage_json(passage: Passage) -> dict[str, Any]:
+    return {
+        "article_id": passage.article_id,
+        "chunk_id": passage.chunk_id,
+        "title": passage.title,
+        "url": passage.url,
+        "path": passage.path,
+        "start": passage.start,
+        "end": passage.end,
+        "text": passage.text,
+        "score": round(passage.score, 6),
+    }
+
+
+def _prediction(
+    question: EvalQuestion, answer: Answer, ranked: Sequence[Passage], score: QuestionScore
+) -> dict[str, Any]:
+    return {
+        "id": question.id,
+        "question": question.question,
+        "answer": answer.text,
+        "refused": answer.refused,
+        "citations": [c.to_dict() for c in answer.citations],
+        "passages": [_passage_json(p) for p in ranked],
+        "answerable": question.answerable,
+        "gold_answers": list(question.answers),
+        "correct": score.correct,
+        "evidence_rank": _first_rank(score.evidence_flags),
+        "timings_ms": {stage: round(ms, 2) for stage, ms in answer.timings_ms.items()},
+    }
+
+
+def _first_rank(flags: Sequence[bool]) -> int | None:
+    return next((rank for rank, flag in enumerate(flags, start=1) if flag), None)
+
+
+def _question_miss(question: EvalQuestion, answer: Answer, score: QuestionScore) -> Miss | None:
+    got = "(refused)" if answer.refused else answer_text(answer.text)
+    if not question.answerable:
+        if answer.refused:
+            return None
+        return Miss(question.id, question.question, "(refusal)", got, "answered an unanswerable question")
+    if score.correct:
+        return None
+    if not any(score.evidence_flags):
+        why = "evidence not in the top 10" + (" (right article retrieved)" if any(score.article_flags) else "")
+    else:
+        why = f"evidence at rank {_first_rank(score.evidence_flags)}, " + (
+            "but refused" if answer.refused else "gold answer not in the answer"
+        )
+    return Miss(question.id, question.question, " | ".join(question.answers), got, why)
+
+
+# -- BEIR ----------------------------------------------------------------------------------------------
+
+
+def beir_articles(directory: Path, docs: Iterable[BeirDoc]) -> Iterator[LoadResult]:
+    """Each BEIR document as an Article whose id is the document's _id (so rankings map back directly)."""
+    from ingest.loaders import LoadFailure, make_article
+
+    for doc in docs:
+        try:
+            yield make_article(title=doc.title or None, text=doc.text, article_id=doc.id)
+        except ValueError as exc:
+            yield LoadFailure(f"{directory / 'corpus.jsonl'} _id {doc.id}", str(exc))
+
+
+def summarise_beir(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float | None]:
+    """Document-level BEIR metrics over the queries ranked so far."""
+    judged = [q for q in rankings if q in qrels]
+    return {
+        "ndcg@10": m.mean(m.ndcg_at_k(rankings[q], qrels[q], 10) for q in judged),
+        "mrr@10": m.mean(m.mrr_at_k(rankings[q], qrels[q], 10) for q in judged),
+        "recall@10": m.mean(m.recall_at_k(rankings[q], qrels[q], 10) for q in judged),
+        "recall@100": m.mean(m.recall_at_k(rankings[q], qrels[q], 100) for q in judged),
+    }
+
+
+def load_beir(directory: Path, split: str, limit: int | None) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """The judged queries of a split (the first `limit` of them when given) and their texts."""
+    qrels = load_beir_qrels(directory, split)
+    if limit is not None:
+        qrels = dict(list(qrels.items())[:limit])
+    queries = load_beir_queries(directory, set(qrels))
+    missing = sorted(set(qrels) - set(queries))
+    if missing:
+        raise DatasetError([f"{directory / 'queries.jsonl'}: no text for judged query id(s) {', '.join(missing[:10])}"])
+    return qrels, queries
+
+
+def run_beir_queries(
+    byline: Byline,
+    qrels: dict[str, dict[str, int]],
+    queries: dict[str, str],
+    *,
+    progress: ProgressFn = _quiet,
+) -> EvalResult:
+    """Rank documents for each judged query by its best passage; retrieval only, no answering."""
+    # Passages, not documents, come back: ask for enough that BEIR_DEPTH distinct documents survive.
+    passages_wanted = BEIR_DEPTH * byline.settings.retrieval.per_article
+    rankings: dict[str, list[str]] = {}
+    timings: list[dict[str, float]] = []
+    predictions: list[dict[str, Any]] = []
+    interrupted = False
+    progress(0, len(qrels), "")
+    try:
+        for done, query_id in enumerate(qrels, start=1):
+            started = time.perf_counter()
+            passages = byline.retriever.search(queries[query_id], k=passages_wanted)
+            timings.append({"retrieve": (time.perf_counter() - started) * 1000})
+            rankings[query_id] = m.unique_in_order(p.article_id for p in passages)[:BEIR_DEPTH]
+            predictions.append(
+                {
+                    "id": query_id,
+                    "question": queries[query_id],
+                    "relevant": qrels[query_id],
+                    "ranking": rankings[query_id],
+                    "passages": [_passage_json(p) for p in passages[:RANK_DEPTH]],
+                    "ndcg@10": round(m.ndcg_at_k(rankings[query_id], qrels[query_id], 10), 4),
+                }
+            )
+            progress(done, len(qrels), query_id)
+    except KeyboardInterrupt:
+        interrupted = True
+    metrics = summarise_beir(rankings, qrels)
+    metrics.update(latency_metrics(timings))
+    misses = [
+        Miss(p["id"], p["question"], ", ".join(sorted(p["relevant"])), ", ".join(p["ranking"][:3]), "nDCG@10 = 0")
+        for p in predictions
+        if p["ndcg@10"] == 0
+    ]
+    return EvalResult(
+        kind="beir",
+        metrics=metrics,
+        config={"queries": len(qrels), "scored": len(rankings), "passages_per_query": passages_wanted},
+        predictions=predictions,
+        misses=misses,
+        interrupted=interrupted,
+    )
+
+
+# -- stores --------------------------------------------------------------------------------------------
+
+
+def throwaway_settings(settings: Settings, home: Path) -> Settings:
+    """The same settings with an empty data dir and the embedded vector store (never a shared server)."""
+    store = settings.store.model_copy(update={"chroma_url": None})
+    return settings.model_copy(update={"home": home, "store": store})
+
+
+def settings_config(settings: Settings) -> dict[str, Any]:
+    """The settings that shape results, recorded with the metrics."""
+    return {
+        "answerer": settings.answerer,
+        "embedding_model": settings.embedding.model,
+        "chunk": settings.chunk.model_dump(),
+        "retrieval": settings.retrieval.model_dump(),
+        "answer": settings.answer.model_dump(),
+        "llm_model": settings.llm.model if settings.answerer == "llm" else None,
+    }
+
+
+def ingest_summary(report: IngestReport) -> dict[str, Any]:
+    return {
+        "articles": report.articles,
+        "chunks": report.chunks,
+        "failed": len(report.failed),
+        "ingest_seconds": round(report.seconds, 2),
+    }
