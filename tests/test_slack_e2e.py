@@ -34,7 +34,7 @@ def test_seed_article_answered_and_refused_in_slack(embedder: Embedder, tmp_path
     with FakeSlack() as fake, SlackHarness(fake, home, ask=ask) as harness:
         harness.ask_in_channel("Which newspaper first reported Jack Dorsey's phone call with Ilhan Omar?")
         answered = fake.wait_calls("chat.update", timeout=60)[0].args
-        harness.ask_in_channel("How many Republicans voted for Pelosi as Speaker?")
+        harness.ask_in_channel("What is the boiling point of tungsten in kelvin?")
         refused = fake.wait_calls("chat.update", 2, timeout=60)[1].args
 
     assert "Washington Post" in " ".join(section_texts(answered["blocks"]))
