@@ -32,6 +32,7 @@ from slack_harness import (
 
 from bot.models import CANNOT_ANSWER, SearchFilters, Turn
 from bot.slack.render import (
+    BUSY_MESSAGE,
     ERROR_MESSAGE,
     PLACEHOLDER,
     SECTION_CHARS,
@@ -362,3 +363,22 @@ def test_web_api_errors_are_logged_with_context_and_never_the_token(
     assert len(fake.calls_to("chat.update")) == 5  # one update, one retry on 500, then a fresh message
 
     assert BOT_TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
+
+
+def test_when_every_worker_is_busy_the_placeholder_says_so(fake: FakeSlack, tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def stuck(question: str) -> Any:
+        release.wait(10)
+        return make_answer(question)
+
+    # one worker and its backlog of 8 take nine questions; the tenth is turned away at once
+    with SlackHarness(fake, tmp_path / "home", ask=ScriptedAsk(stuck), workers=1, user_rate_per_minute=100) as harness:
+        for i in range(10):
+            harness.ask_in_channel(f"question {i}?")
+        busy = fake.wait_calls("chat.update")[0]
+        release.set()
+        fake.wait_calls("chat.update", 10)
+    assert busy.args["text"] == BUSY_MESSAGE
+    texts = [c.args["text"] for c in fake.calls_to("chat.update")]
+    assert texts.count(BUSY_MESSAGE) == 1 and len(harness.ask.calls) == 9
