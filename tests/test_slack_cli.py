@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from bot.settings import Settings
 from bot.slack.feedback import FeedbackStore, PostedAnswer
+from evals.datasets import DatasetError, load_questions
 from ingest.catalog import Catalog
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,6 +81,16 @@ def test_feedback_export_writes_the_downvoted_answers(settings: Settings, tmp_pa
     }
     to_stdout = CliRunner().invoke(cli(), ["feedback", "export"])
     assert [json.loads(line)["id"] for line in to_stdout.stdout.splitlines()] == ["slack-a2"]
+
+    # The eval loader takes the record's shape and asks only for what a person has to add.
+    with pytest.raises(DatasetError) as problems:
+        load_questions(target)
+    assert [p.split(": ", 1)[1] for p in problems.value.problems] == [
+        "an answerable question needs at least one answer and one evidence quote"
+    ]
+    record.update(answers=["Egan Bernal"], evidence=[{"url": "https://x.example/tour", "quote": "Bernal won"}])
+    target.write_text(json.dumps(record) + "\n")
+    assert [q.id for q in load_questions(target)] == ["slack-a2"]
 
 
 @pytest.mark.network

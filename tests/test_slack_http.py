@@ -281,10 +281,11 @@ def test_feedback_click_is_stored_and_exported(harness: SlackHarness, fake: Fake
     assert harness.feedback.votes(answer_id) == {ALICE: 1, BOB: -1}
 
     [record] = list(harness.feedback.downvoted())
-    assert record["question"] == "why did Dorsey call Omar?"
-    assert record["feedback"]["bot_answer"] == "Dorsey called Omar to discuss the threats [1]."
-    assert record["feedback"]["citations"][0]["url"] == "https://thehill.com/story-1?a=1&b=2"
-    assert (record["feedback"]["down"], record["feedback"]["up"]) == (1, 1)
+    assert record["question"] == "why did Dorsey call Omar?" and record["answerable"] is None
+    assert record["notes"] == (
+        "Slack: 1 👎, 1 👍 (channel C0NEWS, ts " + update.args["ts"] + "). Byline answered: Dorsey called Omar "
+        "to discuss the threats [1]. Sources: [1] Dorsey & Omar <talk> part 1 <https://thehill.com/story-1?a=1&b=2>"
+    )
 
 
 def test_unanswerable_question_gets_the_refusal(fake: FakeSlack, tmp_path: Path) -> None:

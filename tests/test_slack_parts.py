@@ -258,5 +258,5 @@ def test_votes_are_replaced_per_user_and_downvotes_export(tmp_path: Path) -> Non
     [record] = list(store.downvoted())
     assert record["id"] == "slack-a2" and record["question"] == "what is the capital of the moon?"
     assert record["answerable"] is True and record["answers"] == [] and record["evidence"] == []
-    assert record["feedback"]["refused"] is True
+    assert record["notes"].startswith("Slack: 1 👎, 0 👍 (channel C1, ts 2.1). Byline refused")
     catalog.close()

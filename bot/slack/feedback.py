@@ -73,18 +73,24 @@ class FeedbackStore:
         return {row[0]: row[1] for row in rows}
 
     def downvoted(self) -> Iterator[dict[str, Any]]:
-        """Each answer somebody voted 👎, oldest first, as an eval-format record plus what Slack told us."""
+        """Each answer somebody voted 👎, oldest vote first, as an eval-format record with what is known.
+
+        `answers` and `evidence` are left for a person to fill in (and `answerable` too when Byline did
+        answer); `notes` holds what Slack told us, so the record can be reviewed without the catalog."""
         with self.lock:
             rows = self.conn.execute(
                 """SELECT f.answer_id, a.question, a.answer, a.refused, a.citations, a.channel, a.ts,
-                          SUM(f.vote < 0), SUM(f.vote > 0), MIN(f.voted_at)
-                   FROM feedback f LEFT JOIN slack_answers a ON a.id = f.answer_id
+                          SUM(f.vote < 0), SUM(f.vote > 0)
+                   FROM feedback f JOIN slack_answers a ON a.id = f.answer_id
                    GROUP BY f.answer_id HAVING SUM(f.vote < 0) > 0
                    ORDER BY MIN(f.voted_at), f.answer_id"""
             ).fetchall()
-        for answer_id, question, text, refused, citations, channel, ts, down, up, first_vote in rows:
-            if question is None:  # a vote on an answer this catalog never recorded: nothing to learn from
-                continue
+        for answer_id, question, text, refused, citations, channel, ts, down, up in rows:
+            sources = "; ".join(
+                f"[{c.get('n')}] {c.get('title')} <{c.get('url') or c.get('path') or c.get('article_id')}>"
+                for c in json.loads(citations or "[]")
+            )
+            said = "refused" if refused else f"answered: {text}" + (f" Sources: {sources}" if sources else "")
             yield {
                 "id": f"slack-{answer_id}",
                 "question": question,
@@ -93,17 +99,5 @@ class FeedbackStore:
                 "answerable": True if refused else None,
                 "answers": [],
                 "evidence": [],
-                "feedback": {
-                    "bot_answer": text,
-                    "refused": bool(refused),
-                    "citations": [
-                        {k: c.get(k) for k in ("n", "title", "url", "source", "quote")}
-                        for c in json.loads(citations or "[]")
-                    ],
-                    "down": down,
-                    "up": up,
-                    "channel": channel,
-                    "ts": ts,
-                    "first_vote_at": first_vote,
-                },
+                "notes": f"Slack: {down} 👎, {up} 👍 (channel {channel}, ts {ts}). Byline {said}",
             }
