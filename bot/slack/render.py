@@ -189,10 +189,7 @@ def answer_message(answer: Answer, answer_id: str, *, question: str | None = Non
     tail.append(feedback_block(answer_id))
     head = [_context(f"*Q:* {escape(_shorten(question, 500))}")] if question else []
 
-    room = MAX_BLOCKS - len(head) - len(tail)
-    sections = split_mrkdwn(body)
-    if len(sections) > room:  # cannot happen with ANSWER_CHARS as set, kept as a guard for the 50-block cap
-        sections = sections[:room]
+    sections = split_mrkdwn(body)[: MAX_BLOCKS - len(head) - len(tail)]
     blocks = head + [_section(s, f"{ANSWER_BLOCK}-{i}") for i, s in enumerate(sections)] + tail
     return {"text": fallback_text(body, citations), "blocks": blocks}
 
