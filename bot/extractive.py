@@ -126,8 +126,52 @@ STOPWORDS = frozenset(
         "reportedly",
     ]
 )
+TYPE_BONUS = 0.06
 # Question words whose answer is a follow-up on an earlier turn rather than a new subject.
 _FOLLOW_UP = re.compile(r"\b(he|she|they|him|her|them|his|their|it|its|that|this|those|these)\b", re.I)
+
+
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|"
+    r"millions?|billions?|dozens?|half|quarter|third"
+)
+_MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
+_DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# What kind of fact a question asks for, and how to see one in a sentence.
+ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
+    "number": (
+        re.compile(
+            r"^\s*(how (many|much|old|long|tall|deep|far|big|large|high|fast|often|quickly)"
+            r"|what (share|percentage|proportion|number|age|amount|sum)|what was the (turnout|toll|age|score))\b",
+            re.I,
+        ),
+        re.compile(rf"\b(\d[\d,.:]*%?|{_NUMBER_WORDS})\b", re.I),
+    ),
+    "date": (
+        re.compile(r"^\s*(when|what (date|day|year|month|time)|on what (date|day)|in (what|which) (year|month))\b", re.I),
+        re.compile(rf"\b({_MONTHS}|{_DAYS}|(19|20)\d\d|yesterday|today|tomorrow|last (week|month|year)|"
+                   rf"\d{{1,2}}(st|nd|rd|th))\b", re.I),
+    ),
+    "name": (
+        re.compile(r"^\s*(who|whom|whose)\b", re.I),
+        re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+)*"),
+    ),
+}
+
+
+def expected_answer_type(question: str) -> str | None:
+    for name, (asks, _) in ANSWER_TYPES.items():
+        if asks.search(question):
+            return name
+    return None
+
+
+def has_answer_type(kind: str, sentence: str, question: str) -> bool:
+    """The sentence holds a fact of the asked kind that the question does not already state."""
+    _, looks_like = ANSWER_TYPES[kind]
+    asked = question.lower()
+    return any(m.group(0).lower() not in asked for m in looks_like.finditer(sentence))
 
 
 def content_words(text: str) -> set[str]:
@@ -194,10 +238,15 @@ class ExtractiveAnswerer:
         vectors = self.embedder.embed([c.text for c in candidates])
         similarities = vectors @ q_vec
         q_words = content_words(question)
+        kind = expected_answer_type(question)
         for candidate, vector, similarity in zip(candidates, vectors, similarities, strict=True):
             candidate.vector = vector
             overlap = len(q_words & content_words(candidate.text)) / len(q_words) if q_words else 0.0
-            candidate.score = float(0.75 * similarity + 0.25 * overlap)
+            score = 0.75 * similarity + 0.25 * overlap
+            if kind is not None:
+                # A sentence that cannot hold the asked kind of fact (no number for "how many") is a weak answer.
+                score += TYPE_BONUS if has_answer_type(kind, candidate.text, question) else -TYPE_BONUS
+            candidate.score = float(score)
         return sorted(candidates, key=lambda c: c.score, reverse=True)
 
     def _choose(self, candidates: list[Candidate]) -> list[Candidate]:
