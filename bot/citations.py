@@ -7,6 +7,7 @@ the best supporting quote, an exact span of the article text.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ _STOPWORDS = frozenset(
 )
 # fmt: on
 UNVERIFIED = "[unverified]"
+# Support a shorter quote may give up against the best-scoring (longer) one.
+_QUOTE_SLACK = 0.03
 
 
 @dataclass(slots=True)
@@ -191,6 +194,7 @@ class SupportChecker:
         claim_vec = {c: vectors[i] for i, c in enumerate(claims)}
         text_vec = {t: vectors[len(claims) + i] for i, t in enumerate(texts)}
         windows = {key: _windows(runs, text_vec) for key, runs in sentences.items()}
+        weights = {key: _word_weights(runs) for key, runs in sentences.items()}
         results: list[Support | None] = []
         for claim, source in pairs:
             candidates = windows[id(source)]
@@ -198,10 +202,21 @@ class SupportChecker:
                 results.append(None)
                 continue
             words = content_words(claim)
+            weight = weights[id(source)]
+            unseen = float(np.mean(list(weight.values()))) if weight else 1.0
             semantic = np.stack([w.vector for w in candidates]) @ claim_vec[claim]
-            lexical = np.array([_recall(words, w.words) for w in candidates])
+            lexical = np.array([_recall(words, w.words, weight, unseen) for w in candidates])
             combined = (semantic + lexical) / 2
-            best = int(np.argmax(combined))
+            # A figure is the crux of a claim that has one: quote a window that states it, if any does.
+            figures = numbers_in(claim)
+            eligible = [i for i, w in enumerate(candidates) if figures <= numbers_in(w.text)]
+            eligible = eligible or list(range(len(candidates)))
+            # The shortest window that scores within a hair of the best makes the clearest quote.
+            top = max(float(combined[i]) for i in eligible)
+            best = min(
+                (i for i in eligible if combined[i] >= top - _QUOTE_SLACK),
+                key=lambda i: (candidates[i].size, -combined[i]),
+            )
             window = candidates[best]
             results.append(
                 Support(
@@ -234,6 +249,7 @@ class _Window:
     text: str
     words: set[str]
     vector: np.ndarray
+    size: int  # sentences
 
 
 def _sentences(source: Source) -> list[tuple[Passage, list[tuple[int, int, str]]]]:
@@ -244,23 +260,38 @@ def _sentences(source: Source) -> list[tuple[Passage, list[tuple[int, int, str]]
 def _windows(
     runs: list[tuple[Passage, list[tuple[int, int, str]]]], vectors: dict[str, np.ndarray]
 ) -> list[_Window]:
-    """Every run of one to three consecutive sentences within a passage, each once."""
+    """Every run of one to three consecutive sentences of one paragraph of a passage, each once."""
     found: dict[tuple[int, int], _Window] = {}
     for passage, sentences in runs:
         for i in range(len(sentences)):
             for j in range(i, min(i + 3, len(sentences))):
+                if j > i and "\n" in passage.text[sentences[j - 1][1] : sentences[j][0]]:
+                    break  # a quote stays within its paragraph
                 a, b = sentences[i][0], sentences[j][1]
                 start, end = passage.start + a, passage.start + b
                 if (start, end) in found:  # overlapping passages repeat sentences
                     continue
                 summed = np.sum([vectors[text] for *_, text in sentences[i : j + 1]], axis=0)
                 text = passage.text[a:b]
-                found[(start, end)] = _Window(start, end, text, content_words(text), summed / np.linalg.norm(summed))
+                vector = summed / np.linalg.norm(summed)
+                found[(start, end)] = _Window(start, end, text, content_words(text), vector, j - i + 1)
     return list(found.values())
 
 
-def _recall(claim: set[str], window: set[str]) -> float:
-    return len(claim & window) / len(claim) if claim else 0.0
+def _word_weights(runs: list[tuple[Passage, list[tuple[int, int, str]]]]) -> dict[str, float]:
+    """Inverse sentence frequency of each word in a source: its title words and topic words count less."""
+    texts = {text for _, sentences in runs for *_, text in sentences}
+    frequency: dict[str, int] = {}
+    for text in texts:
+        for word in content_words(text):
+            frequency[word] = frequency.get(word, 0) + 1
+    return {word: math.log(1 + len(texts) / count) for word, count in frequency.items()}
+
+
+def _recall(claim: set[str], window: set[str], weights: dict[str, float], unseen: float) -> float:
+    """Share of the claim's words the window has, each weighted by how specific it is within the source."""
+    total = sum(weights.get(w, unseen) for w in claim)
+    return sum(weights.get(w, unseen) for w in claim & window) / total if total else 0.0
 
 
 def _source_numbers(source: Source) -> set[str]:

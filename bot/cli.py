@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from bot import cli_eval, cli_slack
+from bot import cli_chat, cli_eval, cli_slack
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -69,6 +69,7 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line on stderr instead of a traceback."""
     from bot.app import EmptyIndexError
+    from bot.llm import ConfigError
     from ingest.embedding import EmbeddingError
     from ingest.store import StoreError
 
@@ -76,6 +77,8 @@ def user_errors() -> Iterator[None]:
         yield
     except (UserError, EmptyIndexError, EmbeddingError, StoreError) as exc:
         fail(str(exc))
+    except ConfigError as exc:
+        fail(str(exc), 2)
     except KeyboardInterrupt:
         fail("interrupted", 130)
 
@@ -148,23 +151,23 @@ def ask(
     since: Annotated[str | None, typer.Option(help="Only articles published on or after this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Only articles published on or before this date.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    stream: Annotated[
+        bool | None, typer.Option("--stream/--no-stream", help="Stream words as they come (default: on a terminal).")
+    ] = None,
 ) -> None:
     """Answer a question from the ingested articles, with numbered citations."""
+    from bot.cli_chat import print_answer, token_printer
     from bot.models import SearchFilters
 
     if not question.strip():
         fail("the question is empty", 2)
     filters = SearchFilters(tuple(source or ()), parse_day(since, "--since"), parse_day(until, "--until"))
     settings = settings_from(ctx)
+    printer = None if as_json else token_printer(stream)
     with user_errors():
         byline = open_byline(settings)
-        answer = byline.ask(question, filters=filters, k=k)
-    if as_json:
-        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
-    else:
-        from bot.render import render_answer
-
-        typer.echo(render_answer(answer))
+        answer = byline.ask(question, filters=filters, k=k, on_token=printer)
+    print_answer(answer, printer, as_json)
 
 
 @app.command()
@@ -208,6 +211,7 @@ def _json_default(value: object) -> str:
 
 cli_eval.register(app)
 cli_slack.register(app)
+cli_chat.register(app)
 
 
 def main() -> None:

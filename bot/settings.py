@@ -105,7 +105,7 @@ class LLMSettings(Group):
     history_turns: int = Field(6, ge=0, description="Conversation turns kept for follow-ups.")
     retry_backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubles each retry.")
     min_support: float = Field(
-        0.4,
+        0.35,
         ge=0,
         le=1,
         description="Least support (mean of word overlap and embedding cosine) for a cited sentence to count.",

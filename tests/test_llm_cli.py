@@ -1,0 +1,160 @@
+"""`byline ask` and `byline chat` with BYLINE_ANSWERER=llm: the real index, CLI and langchain client, a fake model."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_openai import FakeOpenAI, Reply, completion, message_text
+from seed_passages import article_text, seed_articles
+from typer.testing import CliRunner
+
+from bot.app import Byline
+from bot.cli import app
+from bot.cli_chat import CHECKED
+from bot.models import CANNOT_ANSWER
+from bot.settings import Settings
+from ingest.embedding import Embedder
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+# What the fake model says, keyed by a word of the source title it cites.
+CLAIMS = {
+    "Notre Dame": "Over 400 firefighters fought the fire at Notre Dame cathedral",
+    "Magnitogorsk": "A suspected gas leak led to the explosion that brought down the Magnitogorsk building",
+}
+
+
+def reading_model(request: dict[str, Any]) -> Reply:
+    """A stand-in model that reads its sources: condenses follow-ups, cites the source it draws on."""
+    user = message_text(request, "user")
+    if "Standalone question:" in user:
+        return completion("How many firefighters fought the fire at Notre Dame cathedral in Paris?")
+    titles = dict(re.findall(r'<source n="(\d+)">\ntitle: ([^\n]*)', user))
+    for n, title in titles.items():
+        for key, claim in CLAIMS.items():
+            if key in title and key.split()[0] in user.split("Question:")[-1]:
+                return completion(f"{claim} [{n}].")
+    return completion(CANNOT_ANSWER)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(responder=reading_model) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def small_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """An index of four seed articles (two the fake model cites, two to retrieve past), built once."""
+    folder = tmp_path_factory.mktemp("llm-cli")
+    articles = folder / "articles.jsonl"
+    articles.write_text(
+        "".join(json.dumps(seed_articles()[key]) + "\n" for key in ("notre", "magnitogorsk", "eliud", "nancy"))
+    )
+    byline = Byline(Settings(home=folder / "home"))
+    byline.__dict__["embedder"] = embedder
+    report = byline.ingest([str(articles)])
+    assert report.added == 4 and not report.failed
+    byline.catalog.close()
+    return folder / "home"
+
+
+@pytest.fixture
+def runner(
+    small_home: Path, tmp_path: Path, embedder: Embedder, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
+    import bot.cli
+
+    home = tmp_path / "home"
+    shutil.copytree(small_home, home)
+    monkeypatch.setenv("BYLINE_HOME", str(home))
+    monkeypatch.setenv("BYLINE_ANSWERER", "llm")
+    monkeypatch.setenv("BYLINE_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("BYLINE_LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("BYLINE_LLM_RETRY_BACKOFF", "0.01")
+    real_open = bot.cli.open_byline
+
+    def open_with_shared_model(settings):  # type: ignore[no-untyped-def]
+        byline = real_open(settings)
+        byline.__dict__["embedder"] = embedder
+        return byline
+
+    monkeypatch.setattr(bot.cli, "open_byline", open_with_shared_model)
+    return CliRunner()
+
+
+def test_ask_json_gives_a_checked_llm_answer(runner: CliRunner, server: FakeOpenAI) -> None:
+    result = runner.invoke(app, ["ask", "--json", "How many firefighters fought the Notre Dame fire?"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["answer"] == f"{CLAIMS['Notre Dame']} [1]."
+    assert not answer["refused"] and "notice" not in answer
+    assert answer["sentences"] == [{"text": answer["answer"], "citations": [1], "supported": True}]
+    (citation,) = answer["citations"]
+    assert citation["n"] == 1 and citation["title"] == "Notre Dame in Paris catches fire"
+    assert article_text("notre")[citation["start"] : citation["end"]] == citation["quote"]
+    assert "400 firefighters" in citation["quote"]
+    assert server.requests[0]["stream"] is False
+
+
+def test_ask_streams_tokens_then_prints_the_checked_answer(runner: CliRunner, server: FakeOpenAI) -> None:
+    result = runner.invoke(app, ["ask", "--stream", "What led to the Magnitogorsk explosion?"])
+    assert result.exit_code == 0, result.output
+    streamed, checked = result.stdout.split(CHECKED)
+    assert re.fullmatch(rf"{re.escape(CLAIMS['Magnitogorsk'])} \[\d\]\.\n\n", streamed)
+    assert checked.lstrip().startswith(f"{CLAIMS['Magnitogorsk']} [1].")
+    assert "Sources:\n[1] Magnitogorsk apartment building collapses" in checked
+    assert server.requests[0]["stream"] is True
+
+
+def test_chat_condenses_a_follow_up_before_retrieval(runner: CliRunner, server: FakeOpenAI) -> None:
+    result = runner.invoke(
+        app, ["chat", "--json"], input="What caught fire at Notre Dame in Paris?\nHow many fought it?\nexit\n"
+    )
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["question"] == "What caught fire at Notre Dame in Paris?"
+    assert second["question"] == "How many fought it?"
+    assert second["answer"] == f"{CLAIMS['Notre Dame']} [1]." and not second["refused"]
+    # answer, condense (with the first turn as history), answer
+    assert len(server.requests) == 3
+    condense = message_text(server.requests[1], "user")
+    assert "User: What caught fire at Notre Dame in Paris?" in condense and "New question: How many fought it?" in condense
+    assert "Question: How many firefighters fought the fire at Notre Dame cathedral in Paris?" in message_text(
+        server.requests[2], "user"
+    )
+
+
+def test_an_unreachable_model_falls_back_with_a_notice(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("BYLINE_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("BYLINE_LLM_RETRIES", "1")
+    result = runner.invoke(app, ["ask", "What led to the Magnitogorsk explosion?"])
+    assert result.exit_code == 0, result.output
+    assert "The language model failed (could not connect after 2 attempts)" in result.stdout
+    assert "Sources:" in result.stdout and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["ask", "Anything?"], ["chat"]])
+def test_llm_without_key_or_server_is_a_one_line_startup_error(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.delenv("BYLINE_LLM_BASE_URL")
+    result = runner.invoke(app, command, input="Anything?\n")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: BYLINE_ANSWERER=llm with provider openai needs OPENAI_API_KEY (or BYLINE_LLM_API_KEY), "
+        "or BYLINE_LLM_BASE_URL for an OpenAI-compatible server"
+    ]
+    assert result.stdout == ""
