@@ -84,7 +84,7 @@ class RetrievalSettings(Group):
 
 class AnswerSettings(Group):
     min_support: float = Field(
-        0.4, description="Refuse when the best sentence scores below this (calibrated on dev questions)."
+        0.50, description="Refuse when the best sentence scores below this (calibrated on dev questions)."
     )
     max_sentences: int = Field(3, ge=1, description="Sentences in an extractive answer.")
     unsupported: Literal["mark", "remove"] = Field(

@@ -79,8 +79,12 @@ def _load_path(path: Path) -> Iterator[LoadResult]:
     yield from _load_file(path)
 
 
+# A folder's own documentation is not news: skipped when walking folders (still loadable by name).
+_FOLDER_DOCS = frozenset({"readme", "license", "licence", "changelog", "notice", "contributing"})
+
+
 def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+    return any(part.startswith(".") for part in relative.parts) or relative.stem.lower() in _FOLDER_DOCS
 
 
 def _load_file(path: Path) -> Iterator[LoadResult]:

@@ -126,3 +126,13 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
     os.symlink("/proc/self/mem", path)
     _, (failure,) = load(path)
     assert failure.source == str(path) and failure.reason.startswith("cannot read:")
+
+
+def test_folder_documentation_is_skipped_but_loadable_by_name(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# About this folder\n\nNotes for people, not news.")
+    (tmp_path / ".hidden.txt").write_text("Hidden\n\nNot news either.")
+    (tmp_path / "story.txt").write_text("Story\n\nThe news itself.")
+    articles, _ = load(tmp_path)
+    assert [a.title for a in articles] == ["Story"]
+    articles, _ = load(tmp_path / "README.md")
+    assert [a.title for a in articles] == ["About this folder"]
