@@ -152,7 +152,7 @@ class FakeSlack:
         with self._lock:
             return [c for c in self.calls if c.method == method]
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Poll until `predicate()` is truthy (the bot works in background threads); returns its value."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -161,7 +161,7 @@ class FakeSlack:
             time.sleep(0.02)
         raise AssertionError(f"timed out waiting; calls so far: {[c.method for c in self.calls]}")
 
-    def wait_calls(self, method: str, count: int = 1, timeout: float = 10.0) -> list[Call]:
+    def wait_calls(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
         found: list[Call] = self.wait_for(lambda: len(self.calls_to(method)) >= count and self.calls_to(method),
                                           timeout)
         return found
@@ -309,11 +309,11 @@ class FakeSocketMode:
 
     def __enter__(self) -> FakeSocketMode:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -322,7 +322,7 @@ class FakeSocketMode:
             for ws in list(self._sockets):
                 await ws.send_str(json.dumps(envelope))
 
-        asyncio.run_coroutine_threadsafe(push(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(push(), self._loop).result(30)
 
     async def _start(self) -> None:
         from aiohttp import web

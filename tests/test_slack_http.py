@@ -136,7 +136,7 @@ def test_ask_command_acks_at_once_and_answers_through_the_response_url(
     release = threading.Event()
 
     def slow(question: str) -> Any:
-        release.wait(10)  # the ack must come back while the answer is still being worked out
+        release.wait(30)  # the ack must come back while the answer is still being worked out
         return make_answer(question)
 
     with SlackHarness(fake, tmp_path / "home", ask=ScriptedAsk(slow)) as harness:
@@ -370,7 +370,7 @@ def test_when_every_worker_is_busy_the_placeholder_says_so(fake: FakeSlack, tmp_
     release = threading.Event()
 
     def stuck(question: str) -> Any:
-        release.wait(10)
+        release.wait(30)
         return make_answer(question)
 
     # one worker and its backlog of 8 take nine questions; the tenth is turned away at once

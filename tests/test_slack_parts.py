@@ -186,13 +186,13 @@ def test_worker_pool_turns_work_away_when_full() -> None:
     release, ran = threading.Event(), threading.Semaphore(0)
 
     def job() -> None:
-        release.wait(10)
+        release.wait(30)
         ran.release()
 
     assert pool.submit(job) and pool.submit(job)
     assert not pool.submit(job)
     release.set()
-    assert ran.acquire(timeout=10) and ran.acquire(timeout=10)
+    assert ran.acquire(timeout=30) and ran.acquire(timeout=30)
     pool.shutdown()
 
 
