@@ -68,7 +68,11 @@ class Byline:
         return self.extractive
 
     def ingest(self, sources: Iterable[str], progress: Progress | None = None) -> IngestReport:
-        return self.ingest_results(load_sources(sources), progress)
+        # importing ingest.web registers its URL loader; the session gives it these settings and catalog
+        from ingest.web import in_this_session, web_session
+
+        with web_session(self.settings.web, self.catalog, self.store.indexed_hashes):
+            return self.ingest_results(in_this_session(load_sources(sources)), progress)
 
     def ingest_results(self, results: Iterable[LoadResult], progress: Progress | None = None) -> IngestReport:
         return ingest_articles(results, self.store, self.embedder, progress)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from bot import cli_chat, cli_eval, cli_slack
+from bot import cli_chat, cli_eval, cli_slack, cli_web
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -92,11 +92,17 @@ def open_byline(settings: Settings) -> Byline:
 @app.command()
 def ingest(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or URLs.")],
+    sources: Annotated[list[str] | None, typer.Argument(help="Files, folders (recursive) or URLs.")] = None,
+    feed: Annotated[list[str] | None, typer.Option(help="RSS/Atom feed URL, ingested once (repeatable).")] = None,
+    sitemap: Annotated[list[str] | None, typer.Option(help="Sitemap URL whose pages to ingest (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Sitemaps: skip pages last modified before this date.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Add articles to the index: .txt .md .html .json .jsonl files and folders of them."""
-    settings = settings_from(ctx)
+    """Add articles to the index: .txt .md .html .json .jsonl files and folders of them, web pages, feeds."""
+    settings = settings_from(ctx, **cli_web.web_overrides(parse_day(since, "--since")))
+    sources = [*(sources or []), *cli_web.web_sources(feed, sitemap)]
+    if not sources:
+        fail("nothing to ingest: give files, folders or URLs, or --feed / --sitemap URL", 2)
     with user_errors():
         byline = open_byline(settings)
         report = run_ingest(byline, sources)
@@ -210,6 +216,7 @@ def _json_default(value: object) -> str:
 
 
 cli_eval.register(app)
+cli_web.register(app)
 cli_slack.register(app)
 cli_chat.register(app)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ingest.catalog import Catalog
+from ingest.models import Article
 
 
 def now_iso() -> str:
@@ -177,3 +178,24 @@ class WebState:
                 (feed_url,),
             ).fetchall()
         return {row[0]: row[1] for row in rows}
+
+    def stored_article(self, article_id: str) -> Article | None:
+        """The article as the catalog holds it (what a 304 says is still current)."""
+        with self.catalog.lock:
+            row = self.catalog.conn.execute(
+                "SELECT id, title, text, url, path, source, author, published_at FROM articles WHERE id = ?",
+                (article_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        article_id, title, text, url, path, source, author, published = row
+        return Article(
+            id=article_id,
+            title=title,
+            text=text,
+            url=url,
+            path=path,
+            source=source,
+            author=author,
+            published_at=datetime.fromisoformat(published) if published else None,
+        )
