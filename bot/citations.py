@@ -62,7 +62,7 @@ class Sentence:
     @property
     def claim(self) -> str:
         """The sentence without its markers: what the sources must support."""
-        return " ".join(_MARKERS_WITH_SPACE.sub("", self.text).split())
+        return strip_markers(self.text)
 
 
 @dataclass(slots=True)
@@ -84,6 +84,11 @@ class CheckedAnswer:
     sentences: list[dict[str, Any]]
     refused: bool  # the model said the cannot-answer sentence and made no supported claim
     supported: int  # sentences with at least one supporting citation
+
+
+def strip_markers(text: str) -> str:
+    """`text` without its [n] markers, whitespace normalised."""
+    return " ".join(_MARKERS_WITH_SPACE.sub("", text).split())
 
 
 def cited_numbers(marker_body: str, n_sources: int) -> list[int]:

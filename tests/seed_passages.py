@@ -17,7 +17,7 @@ SEED_JSONL = Path(__file__).resolve().parent.parent / "seeds" / "wikinews-2019-s
 @cache
 def seed_articles() -> dict[str, dict[str, Any]]:
     """The Wikinews seed articles by a short key: the first word of the title, lower-cased."""
-    articles = {}
+    articles: dict[str, dict[str, Any]] = {}
     for line in SEED_JSONL.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         articles.setdefault(record["title"].split()[0].lower(), record)
