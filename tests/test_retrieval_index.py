@@ -4,6 +4,7 @@ vectors across update, forget and an interrupted write; filters in both indexes;
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import ingest.catalog
 from bot.app import Byline
 from bot.models import SearchFilters
 from bot.rerank import RerankError
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from ingest.embedding import Embedder
 
 ARTICLES = [
@@ -68,11 +69,26 @@ def in_step(byline: Byline) -> bool:
     return chunks == lexical_rows and chunk_ids == vectors
 
 
-@pytest.fixture
-def news(byline: Byline, tmp_path: Path) -> Byline:
-    report = byline.ingest([str(write_jsonl(tmp_path / "news.jsonl", ARTICLES))])
+@pytest.fixture(scope="module")
+def news_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """The three articles indexed once for the module; tests get a copy."""
+    home = tmp_path_factory.mktemp("news") / "home"
+    instance = Byline(Settings(home=home))
+    instance.__dict__["embedder"] = embedder
+    report = instance.ingest([str(write_jsonl(home.parent / "news.jsonl", ARTICLES))])
     assert report.added == 3 and not report.failed
-    return byline
+    instance.catalog.close()
+    return home
+
+
+@pytest.fixture
+def news(news_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> Byline:
+    home = tmp_path / "news-home"
+    shutil.copytree(news_home, home)
+    monkeypatch.setenv("BYLINE_HOME", str(home))
+    instance = Byline(load_settings())
+    instance.__dict__["embedder"] = embedder
+    return instance
 
 
 def test_lexical_index_follows_update_and_forget(news: Byline, tmp_path: Path) -> None:
