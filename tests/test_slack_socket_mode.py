@@ -18,7 +18,7 @@ from bot.slack.render import PLACEHOLDER
 from bot.slack.serve import socket_mode_handler
 from ingest.catalog import Catalog
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
 
 class SocketModeRun:
