@@ -8,21 +8,23 @@ old vectors. A crash at any point leaves the old or the new version readable; `r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from bot.models import SearchFilters, source_key
 from bot.settings import Settings
-from ingest.catalog import Catalog
+from ingest.catalog import Catalog, ChunkRow
 from ingest.chunking import ChunkPlan
 from ingest.models import Article, Chunk
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
+
+T = TypeVar("T")
 
 # Bump when chunking or headers change in a way that changes vectors.
 CHUNKER_VERSION = 1
@@ -174,12 +176,17 @@ class Store:
             "end": chunk.end,
             "title": article.title,
         }
+        # Enough to cite the chunk from any machine that shares a Chroma server (see `chunk_rows`).
         if article.source:
             meta["source"] = source_key(article.source)
+            meta["source_name"] = article.source
         if article.published_at:
             meta["published_ts"] = int(article.published_at.timestamp())
+            meta["published_at"] = article.published_at.isoformat()
         if article.url:
             meta["url"] = article.url
+        if article.author:
+            meta["author"] = article.author
         return meta
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -205,24 +212,72 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------------------
 
+    def chunk_rows(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
+        """Current chunks by id, from the catalog; in server mode, chunks of articles this machine has not
+        ingested (another Byline wrote them to the shared server) are read from Chroma's metadata."""
+        rows = self.catalog.chunk_rows(self.collection_name, chunk_ids)
+        if not self.settings.store.chroma_url:
+            return rows
+        missing = [c for c in chunk_ids if c not in rows]
+        known_here = self.indexed_hashes(sorted({c.split(":", 1)[0] for c in missing}))
+        foreign = [c for c in missing if c.split(":", 1)[0] not in known_here]
+        if foreign:
+            rows.update(self._remote_rows(foreign))
+        return rows
+
+    def _remote_rows(self, chunk_ids: list[str]) -> dict[str, ChunkRow]:
+        found = self._call(
+            "read chunks", lambda: self.collection.get(ids=chunk_ids, include=["documents", "metadatas"])
+        )
+        rows: dict[str, ChunkRow] = {}
+        for chunk_id, text, meta in zip(found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True):
+            if meta is None or text is None:
+                continue
+            rows[chunk_id] = ChunkRow(
+                chunk_id=chunk_id,
+                rowid=-1,  # no catalog row on this machine
+                article_id=str(meta["article_id"]),
+                text=text,
+                start=int(meta["start"]),  # type: ignore[arg-type]
+                end=int(meta["end"]),  # type: ignore[arg-type]
+                title=str(meta.get("title") or ""),
+                url=_optional_str(meta.get("url")),
+                path=None,  # file paths are per machine
+                source=_optional_str(meta.get("source_name")),
+                author=_optional_str(meta.get("author")),
+                published_at=_optional_str(meta.get("published_at")),
+            )
+        return rows
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        """Run a vector-store operation, turning a dead server or a refused request into a StoreError."""
+        try:
+            return operation()
+        except StoreError:
+            raise
+        except Exception as exc:
+            where = self.settings.store.chroma_url or self.settings.home / "chroma"
+            raise StoreError(f"vector store at {where}: cannot {what}: {exc}") from exc
+
     def count(self) -> int:
-        return int(self.collection.count())
+        return int(self._call("count vectors", self.collection.count))
 
     def dense_search(self, vector: np.ndarray, n: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks, best first."""
         collection = self.collection
-        total = collection.count()
-        if total == 0:
-            return []
-        result = collection.query(
-            query_embeddings=[vector.tolist()],
-            n_results=min(n, total),
-            where=chroma_where(filters),
-            include=["distances"],
+        result = self._call(
+            "search",
+            lambda: collection.query(
+                query_embeddings=[vector], n_results=n, where=chroma_where(filters), include=["distances"]
+            ),
         )
         ids = result["ids"][0]
         distances = (result.get("distances") or [[]])[0]
         return [(chunk_id, 1.0 - float(d)) for chunk_id, d in zip(ids, distances, strict=True)]
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _placeholder(article_id: str) -> Article:

@@ -1,0 +1,172 @@
+"""Server mode: Byline against a real `chroma run` on 127.0.0.1, from one process and from two at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SEED_ARTICLE, SEED_JSONL, free_port
+
+from bot.app import Byline
+from bot.settings import Settings, load_settings
+from ingest.embedding import Embedder
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+CHROMA = Path(sys.executable).with_name("chroma")
+BYLINE = Path(sys.executable).with_name("byline")
+
+
+def start_chroma(path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A Chroma server on a free loopback port, answering its heartbeat."""
+    port = free_port()
+    log = (path.parent / f"chroma-{port}.log").open("wb")
+    server = subprocess.Popen(
+        [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"chroma run exited with {server.returncode}; see {log.name}")
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("chroma run did not answer within 60 s")
+
+
+@pytest.fixture
+def chroma_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server, url = start_chroma(tmp_path / "chroma-server")
+    monkeypatch.setenv("BYLINE_STORE_CHROMA_URL", url)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def byline_at(home: Path, embedder: Embedder) -> Byline:
+    instance = Byline(load_settings(home=home))
+    instance.__dict__["embedder"] = embedder
+    return instance
+
+
+def server_ids(url: str, collection: str) -> set[str]:
+    import chromadb
+
+    port = int(url.rsplit(":", 1)[1])
+    client = chromadb.HttpClient(host="127.0.0.1", port=port)
+    return set(client.get_collection(collection).get(include=[])["ids"])
+
+
+def catalog_ids(byline: Byline) -> set[str]:
+    return {row[0] for row in byline.catalog.conn.execute("SELECT id FROM chunks")}
+
+
+def test_ingest_ask_update_forget_against_a_server(
+    chroma_url: str, settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    byline = byline_at(settings.home, embedder)
+    assert byline.settings.store.chroma_url == chroma_url
+    story = tmp_path / "rates.md"
+    head = "---\nurl: https://news.example/rates\n---\nBank holds rates\n\n"
+    story.write_text(head + "The central bank held its main rate at 4.5 percent on Thursday.")
+    report = byline.ingest([str(SEED_ARTICLE), str(story)])
+    assert report.added == 2 and not report.failed
+    collection = byline.store.collection_name
+    assert server_ids(chroma_url, collection) == catalog_ids(byline)
+    assert not (settings.home / "chroma").exists()  # nothing went to an embedded store
+
+    assert "4.5 percent" in byline.ask("What rate did the central bank hold?").text
+
+    story.write_text(head + "The central bank cut its main rate to 4.25 percent on Thursday.")
+    assert byline.ingest([str(story)]).updated == 1
+    answer = byline.ask("What rate did the central bank set?")
+    assert "4.25 percent" in answer.text and "4.5 percent" not in answer.text
+    assert server_ids(chroma_url, collection) == catalog_ids(byline)
+
+    removed, missing = byline.forget(["https://news.example/rates"])
+    assert len(removed) == 1 and not missing
+    assert server_ids(chroma_url, collection) == catalog_ids(byline)
+    assert all("central bank" not in p.text for p in byline.retriever.search("central bank rate"))
+
+
+def test_another_machine_reads_chunks_from_the_server(chroma_url: str, embedder: Embedder, tmp_path: Path) -> None:
+    writer = byline_at(tmp_path / "machine-a", embedder)
+    writer.ingest([str(SEED_ARTICLE)])
+    reader = byline_at(tmp_path / "machine-b", embedder)  # its own, empty catalog; the same server
+    hits = reader.store.dense_search(embedder.embed_query("Why did Jack Dorsey call Ilhan Omar?"), 5)
+    assert hits
+    rows = reader.store.chunk_rows([chunk_id for chunk_id, _ in hits])
+    local = writer.catalog.chunk_rows(writer.store.collection_name, [chunk_id for chunk_id, _ in hits])
+    assert set(rows) == set(local)
+    for chunk_id, row in rows.items():
+        mine = local[chunk_id]
+        assert (row.text, row.start, row.end, row.title, row.url) == (
+            mine.text,
+            mine.start,
+            mine.end,
+            mine.title,
+            mine.url,
+        )
+        assert row.path is None  # file paths mean nothing on another machine
+        article = writer.catalog.article_text(row.article_id) or ""
+        assert article[row.start : row.end] == row.text
+
+
+def test_an_ingester_and_an_asker_share_one_server(chroma_url: str, tmp_path: Path) -> None:
+    """Two processes at once on one machine (one home): a bulk ingest and a bot answering meanwhile."""
+    env = {**os.environ, "BYLINE_STORE_CHROMA_URL": chroma_url}
+    ingester = subprocess.Popen(
+        [str(BYLINE), "ingest", "--json", str(SEED_JSONL)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    outcomes: list[tuple[int, str]] = []
+    try:
+        while ingester.poll() is None and len(outcomes) < 3:
+            asked = subprocess.run(
+                [str(BYLINE), "ask", "--json", "What happened in Magnitogorsk?"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
+            outcomes.append((asked.returncode, asked.stderr))
+        out, err = ingester.communicate(timeout=600)
+    finally:
+        if ingester.poll() is None:
+            ingester.kill()
+    assert ingester.returncode == 0, err.decode()
+    assert json.loads(out)["added"] == 37
+    for code, stderr in outcomes:  # asked mid-ingest: an answer, or a plain "nothing yet", never a crash
+        assert code == 0 or "no articles yet" in stderr, stderr
+        assert "Traceback" not in stderr
+    asked = subprocess.run(
+        [str(BYLINE), "ask", "--json", "What happened in Magnitogorsk?"], env=env, capture_output=True, text=True
+    )
+    answer = json.loads(asked.stdout)
+    assert not answer["refused"] and "Magnitogorsk" in json.dumps(answer["citations"])
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {**os.environ, "BYLINE_STORE_CHROMA_URL": url}
+    asked = subprocess.run([str(BYLINE), "ask", "Anything?"], env=env, capture_output=True, text=True, timeout=120)
+    assert asked.returncode == 1
+    assert asked.stderr.startswith("error: ") and url in asked.stderr and "Traceback" not in asked.stderr
