@@ -322,7 +322,11 @@ class Fetcher:
             isinstance(rules, RobotFileParser) and not rules.can_fetch(self.settings.user_agent, url)
         ):
             why = "robots.txt unreadable (server error)" if rules is False else "disallowed by robots.txt"
-            raise _Failed(f"{why} for this user agent (set web.respect_robots=false for your own sites)")
+            # a disallow lasts (a feed entry behind it is not retried until it changes); an outage does not
+            raise _Failed(
+                f"{why} for this user agent (set web.respect_robots=false for your own sites)",
+                permanent=rules is not False,
+            )
 
     def _load_robots(self, origin: str) -> RobotFileParser | bool:
         """RFC 9309: a missing robots.txt (4xx) allows everything; a server error disallows everything."""

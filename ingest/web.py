@@ -479,10 +479,6 @@ class WebLoader:
             return
         yield from self._finish_page((job, result, self._extract(job, result)))
 
-    def load_pages(self, urls: Iterable[str]) -> Iterator[LoadResult]:
-        """Many pages, fetched on the pool with conditional requests, results in input order."""
-        return self._run(self._page_job(url) for url in urls)
-
     def load_feed(self, url: str, *, fetched: Page | None = None, followed: bool = False) -> FeedLoad:
         """One poll of the feed at `url`: iterate it for results, then read `.poll`."""
         return FeedLoad(self, url, fetched=fetched, followed=followed)

@@ -401,20 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         special = _SPECIAL.get(bare)
         if special is not None:
             return special(self, site)
-        if bare.startswith("/gen/"):
-            n = int(bare.removeprefix("/gen/").removesuffix(".html"))
-            if "?sleep=" in path:
-                time.sleep(float(path.split("?sleep=", 1)[1]))
-            html = article_html(
-                path=bare,
-                headline=f"Weekly shipping report {n}",
-                author="Port Desk",
-                published="2024-01-01T00:00:00+00:00",
-                paragraphs=generated_paragraphs(n) + BRIDGE,
-                base=site.base,
-            )
-            return self._send(200, html.encode(), "text/html; charset=utf-8")
-        resource = site.pages.get(bare)
+        resource = site.pages.get(bare) or _generated(site, path, bare)
         if resource is None:
             return self._send(404, b"<h1>Not found</h1>", "text/html")
         headers = dict(resource.headers)
@@ -460,6 +447,24 @@ class _Handler(BaseHTTPRequestHandler):
         with self.site.lock:
             self.site.bytes_sent[self.path] = sent
         return status
+
+
+def _generated(site: Site, path: str, bare: str) -> Resource | None:
+    """/gen/N.html: a shipping report page, made on request (a 10,000-entry feed links to them all)."""
+    if not bare.startswith("/gen/"):
+        return None
+    n = int(bare.removeprefix("/gen/").removesuffix(".html"))
+    if "?sleep=" in path:
+        time.sleep(float(path.split("?sleep=", 1)[1]))
+    html = article_html(
+        path=bare,
+        headline=f"Weekly shipping report {n}",
+        author="Port Desk",
+        published="2024-01-01T00:00:00+00:00",
+        paragraphs=generated_paragraphs(n) + BRIDGE,
+        base=site.base,
+    )
+    return Resource(html.encode())
 
 
 def _huge(handler: _Handler, site: Site, *, declared: bool) -> int:
