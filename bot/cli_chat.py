@@ -88,6 +88,8 @@ def chat(
         with user_errors():
             answer = byline.ask(question, filters=filters, history=tuple(history), k=k, on_token=printer)
         print_answer(answer, printer, as_json)
+        if not as_json:
+            typer.echo("")
         history.append(Turn(question, answer.text))
 
 
