@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.citations import SupportChecker, check_citations
-from bot.context import fit_sources
+from bot.context import fit_sources, neutralise
 from bot.llm import ChatClient, LLMError
 from bot.models import CANNOT_ANSWER, Answer, Passage, Turn
 from bot.settings import Settings
@@ -145,13 +145,14 @@ class LLMAnswerer:
 
 
 def format_history(turns: Sequence[Turn]) -> str:
+    """The turns for the condensation prompt; answers quote articles, so delimiters in them are defused."""
     lines = []
     for turn in turns:
         answer = " ".join(turn.answer.split())
         if len(answer) > _HISTORY_ANSWER_CHARS:
             answer = answer[:_HISTORY_ANSWER_CHARS].rsplit(" ", 1)[0] + " …"
         lines += [f"User: {' '.join(turn.question.split())}", f"Assistant: {answer}"]
-    return "\n".join(lines)
+    return neutralise("\n".join(lines))
 
 
 def _first_line(text: str) -> str:
