@@ -88,8 +88,9 @@ def article_from_page(page: Page, hints: Hints | None = None) -> Article:
 
 
 def article_from_html(html: bytes | str, url: str, hints: Hints | None = None) -> Article:
-    """Main text via trafilatura (no navigation, ads or related-link cards) and metadata from trafilatura,
-    then JSON-LD / Open Graph, then the feed entry's hints. The canonical URL gives the article id."""
+    """Main text via trafilatura (no navigation, ads or related-link cards). Title and author from trafilatura,
+    then JSON-LD / Open Graph, then the feed entry's hints; date, site name and canonical URL from JSON-LD /
+    Open Graph first (they carry the time and the publisher's own name). The canonical URL gives the id."""
     import trafilatura
     from trafilatura.utils import load_html
 
@@ -589,7 +590,8 @@ class WebLoader:
         """New or changed entries, newest first, at most `entries_per_poll`: articles straight from feeds that
         carry the full text, page jobs for entries that carry only a summary."""
         seen = self.state.seen_entries(url, [e.key for e in parsed.entries]) if self.state else {}
-        fresh = [e for e in parsed.entries if not self._entry_known(seen.get(e.key), e)]
+        held = self.indexed([s.article_id for s in seen.values() if s.article_id])  # one lookup, not one each
+        fresh = [e for e in parsed.entries if not _entry_known(seen.get(e.key), e, held)]
         fresh.sort(key=lambda e: e.newest, reverse=True)
         cap = self.settings.entries_per_poll
         poll.known, poll.deferred = len(parsed.entries) - len(fresh), max(0, len(fresh) - cap)
@@ -607,13 +609,6 @@ class WebLoader:
                 reason = "feed entry has neither a link nor any text"
                 self._remember_entry(url, entry, error=reason)
                 yield LoadFailure(f"{url}#{entry.key}", reason)
-
-    def _entry_known(self, seen: SeenEntry | None, entry: FeedEntry) -> bool:
-        if seen is None or seen.stamp != entry.stamp:
-            return False
-        if seen.article_id is None:
-            return seen.error is not None  # a lasting failure: not retried until the entry changes
-        return self.indexed([seen.article_id]).get(seen.article_id) == seen.content_hash
 
     def _entry_article(self, url: str, entry: FeedEntry, text: str, hints: Hints) -> LoadResult:
         try:
@@ -700,6 +695,15 @@ class WebLoader:
         if cached is None or item.lastmod is None or not self._is_indexed(cached):
             return False
         return datetime.fromisoformat(cached.fetched_at) >= item.lastmod
+
+
+def _entry_known(seen: SeenEntry | None, entry: FeedEntry, held: dict[str, str]) -> bool:
+    """Handled before and unchanged since: its article is indexed as it was then, or it failed for good."""
+    if seen is None or seen.stamp != entry.stamp:
+        return False
+    if seen.article_id is None:
+        return seen.error is not None  # a lasting failure: not retried until the entry changes
+    return held.get(seen.article_id) == seen.content_hash
 
 
 class FeedLoad:

@@ -183,6 +183,16 @@ def test_etag_gives_a_304_that_costs_no_body(site: Site) -> None:
     assert site.hits_for("/news/storm-surge.html")[1].headers["if-none-match"] == first.etag
 
 
+def test_last_modified_alone_also_gives_a_304(site: Site) -> None:
+    site.pages["/news/storm-surge.html"].etag_header = False
+    with Fetcher(web()) as fetcher:
+        first = fetcher.fetch(site.url("/news/storm-surge.html"))
+        assert isinstance(first, Page) and first.etag is None and first.last_modified
+        again = fetcher.fetch(site.url("/news/storm-surge.html"), last_modified=first.last_modified)
+    assert isinstance(again, Page) and again.not_modified
+    assert site.hits_for("/news/storm-surge.html")[1].headers["if-modified-since"] == first.last_modified
+
+
 def test_per_host_concurrency_limit(site: Site) -> None:
     urls = [site.url(f"/gen/{n}.html?sleep=0.15") for n in range(8)]
     with Fetcher(web(per_host_concurrency=2, concurrency=8)) as fetcher:

@@ -143,6 +143,7 @@ class Resource:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     validators: bool = True  # send ETag and Last-Modified, answer conditional requests with 304
+    etag_header: bool = True  # False: only Last-Modified, as many older servers do
     modified: datetime = field(default_factory=lambda: datetime(2024, 3, 5, 9, 0, tzinfo=UTC))
 
     @property
@@ -406,9 +407,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, b"<h1>Not found</h1>", "text/html")
         headers = dict(resource.headers)
         if resource.validators and resource.status == 200 and isinstance(resource.body, bytes):
-            headers["ETag"] = resource.etag
             headers["Last-Modified"] = format_datetime(resource.modified, usegmt=True)
-            if self.headers.get("If-None-Match") == resource.etag:
+            if resource.etag_header:
+                headers["ETag"] = resource.etag
+            if (resource.etag_header and self.headers.get("If-None-Match") == resource.etag) or (
+                not resource.etag_header and self.headers.get("If-Modified-Since") == headers["Last-Modified"]
+            ):
                 return self._send(304, b"", None, headers)
         body = resource.body if isinstance(resource.body, bytes) else b"".join(resource.body())
         return self._send(resource.status, body, resource.content_type, headers)
