@@ -1,0 +1,43 @@
+"""How long checking an LLM answer's citations takes: `python tests/bench_citations.py` (prints figures)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from seed_passages import passages
+
+from bot.citations import SupportChecker, check_citations
+from bot.context import fit_sources
+from bot.llm import estimate_tokens
+from bot.settings import Settings
+from ingest.embedding import Embedder
+
+ANSWER = (
+    "The roof and spire of Notre Dame cathedral in Paris caught fire and collapsed [2]. "
+    "In Magnitogorsk, a suspected gas leak caused an explosion that brought down a ten-storey apartment "
+    "building [1]. Eliud Kipchoge ran a marathon in under two hours in Vienna [3]."
+)
+
+
+def main(repeats: int = 7) -> None:
+    settings = Settings()
+    embedder = Embedder(settings.embedding)
+    embedder.embed(["warm up"])
+    ranked = passages("magnitogorsk", slice(0, 2)) + passages("notre", slice(0, 2)) + passages("eliud", slice(0, 1))
+    sources, context = fit_sources(ranked, settings.llm.context_tokens, estimate_tokens)
+    checker = SupportChecker(embedder, settings.llm.min_support, settings.llm.max_new_words)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        checked = check_citations(ANSWER, sources, checker)
+        times.append((time.perf_counter() - started) * 1000)
+    print(
+        f"{len(ranked)} passages ({estimate_tokens(context)} tokens, estimated), {len(checked.sentences)} cited "
+        f"sentences, {checked.supported} supported: check median {statistics.median(times):.0f} ms, "
+        f"min {min(times):.0f} ms over {repeats} runs"
+    )
+
+
+if __name__ == "__main__":
+    main()
