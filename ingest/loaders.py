@@ -287,9 +287,13 @@ def article_from_html(
     if not text.strip():
         raise ValueError("no article text found in the HTML")
     canonical = fields.get("url") if isinstance(fields.get("url"), str) else None
+    # trafilatura puts one paragraph a line, and often repeats the headline as the first one.
+    paragraphs = [line for line in text.split("\n") if line.strip()]
+    if paragraphs and fields.get("title") and clean_inline(paragraphs[0]) == clean_inline(fields["title"]):
+        paragraphs = paragraphs[1:]
     return make_article(
         title=fields.get("title"),
-        text=text,
+        text="\n\n".join(paragraphs),
         url=canonical or url,
         path=path,
         source=fields.get("sitename"),

@@ -72,6 +72,7 @@ def test_html_extracts_main_text_and_metadata(tmp_path: Path) -> None:
     assert article.source == "Harbour Gazette" and article.author == "Dana Reyes"
     assert article.published_at is not None and article.published_at.year == 2024
     assert "4.2 million dollars" in article.text
+    assert article.text.startswith("The Old Harbour Bridge") and article.text.count("\n\n") == 1
     assert "Ten things to do" not in article.text and "Sport" not in article.text
 
 
