@@ -20,7 +20,8 @@ def source_line(citation: Citation) -> str:
 
 
 def render_answer(answer: Answer, width: int = 100) -> str:
-    lines = [textwrap.fill(answer.text, width=width)]
+    # Fill each paragraph on its own: a fallback answer labels its quoted passages on lines of their own.
+    lines = [textwrap.fill(line, width=width) if line.strip() else "" for line in answer.text.split("\n")]
     if answer.notice:
         lines += ["", answer.notice]
     if answer.citations:

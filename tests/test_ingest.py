@@ -147,7 +147,7 @@ def test_ask_json_shape_and_quotes_are_exact(seeded: Byline) -> None:
     data = json.loads(json.dumps(answer.to_dict()))
     assert set(data) >= {"question", "answer", "refused", "citations", "passages", "timings_ms"}
     assert data["refused"] is False and data["citations"]
-    assert set(data["timings_ms"]) == {"retrieve", "answer", "total"}
+    assert set(data["timings_ms"]) >= {"retrieve", "answer", "total"}
     for citation in data["citations"]:
         assert set(citation) >= {
             "n",
