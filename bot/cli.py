@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from bot import cli_chat, cli_eval, cli_slack, cli_web
+from bot import cli_bench, cli_chat, cli_eval, cli_slack, cli_web
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -219,6 +219,7 @@ cli_eval.register(app)
 cli_web.register(app)
 cli_slack.register(app)
 cli_chat.register(app)
+cli_bench.register(app)
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ class IngestReport:
     chunks: int = 0
     tokens: int = 0
     reused_chunks: int = 0  # chunks of updated articles whose vectors were kept, not recomputed
+    embedded_tokens: int = 0  # word pieces through the model, special tokens in, padding out (onnx/openvino)
+    embed_seconds: float = 0.0  # time inside the model
     seconds: float = 0.0
 
     @property
@@ -53,6 +55,8 @@ class IngestReport:
             "chunks": self.chunks,
             "tokens": self.tokens,
             "reused_chunks": self.reused_chunks,
+            "embedded_tokens": self.embedded_tokens,
+            "embed_seconds": round(self.embed_seconds, 3),
             "seconds": round(self.seconds, 3),
         }
 
@@ -245,7 +249,10 @@ def _write(batch: _Batch, store: Store, embedder: Embedder, report: IngestReport
     todo = [i for i, h in enumerate(hashes) if h not in kept]
     vectors = np.empty((len(chunks), embedder.dimension), dtype=np.float32)
     if todo:
+        tokens_before, embed_started = embedder.embedded_tokens, time.perf_counter()
         vectors[todo] = embedder.embed([texts[i] for i in todo])
+        report.embed_seconds += time.perf_counter() - embed_started
+        report.embedded_tokens += embedder.embedded_tokens - tokens_before
     for i, h in enumerate(hashes):
         if h in kept:
             vectors[i] = kept[h]
