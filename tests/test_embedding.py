@@ -1,0 +1,86 @@
+"""Embedding backends: the exported graphs give the sentence-transformers vectors; batching and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.settings import EmbeddingSettings
+from ingest.embedding import Embedder, EmbeddingError, export_dir, length_batches, read_layout
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "The central bank held its main rate at 4.5 percent on Thursday.",
+    "Magnitogorsk apartment building collapses after explosion, dozens dead",
+    "Rescuers, working in temperatures well below freezing, recovered at least ten survivors from the debris. " * 12,
+    "ok",
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return Embedder(EmbeddingSettings(backend="torch")).embed(TEXTS)
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "least_cosine"),
+    [("openvino", "auto", 0.999), ("openvino", "fp32", 0.99999), ("onnx", "fp32", 0.99999), ("onnx", "int8", 0.95)],
+)
+def test_exported_backends_match_sentence_transformers(
+    backend: str, precision: str, least_cosine: float, cache_dir: Path, reference: np.ndarray
+) -> None:
+    embedder = Embedder(EmbeddingSettings(backend=backend, precision=precision, cache_dir=cache_dir))  # type: ignore[arg-type]
+    vectors = embedder.embed(TEXTS)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert (vectors * reference).sum(axis=1).min() >= least_cosine
+    # Word pieces through the model: special tokens in, cut at the window, padding not counted.
+    expected = sum(min(n + 2, embedder.max_tokens) for n in embedder.count_tokens(TEXTS))
+    assert embedder.embedded_tokens == expected and embedder.padded_tokens >= expected
+
+
+def test_export_is_made_once_and_reused(cache_dir: Path) -> None:
+    settings = EmbeddingSettings(backend="onnx", cache_dir=cache_dir)
+    first = Embedder(settings)
+    first.embed(["warm"])
+    exported = export_dir(first.model_path, cache_dir) / "model.onnx"
+    stamp = exported.stat().st_mtime_ns
+    again = Embedder(settings)
+    assert np.allclose(again.embed(TEXTS[:1]), first.embed(TEXTS[:1]), atol=1e-6)
+    assert exported.stat().st_mtime_ns == stamp
+    assert not list(exported.parent.glob(".*"))  # no half-written leftovers
+
+
+def test_length_batches_cover_every_text_once_within_the_budget() -> None:
+    lengths = [5, 300, 7, 7, 120, 64, 3, 250, 9, 10]
+    batches = list(length_batches(lengths, budget=256))
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        widest = max(lengths[i] for i in batch)
+        assert len(batch) * widest <= 256 or len(batch) == 1  # one over-long text still goes, alone
+    widths = [max(lengths[i] for i in batch) for batch in batches]
+    assert widths == sorted(widths)  # shortest first: little padding in each batch
+
+
+def test_precision_the_backend_cannot_do_is_refused() -> None:
+    with pytest.raises(EmbeddingError, match=r"precision 'int8' is not available with backend 'openvino'"):
+        Embedder(EmbeddingSettings(backend="openvino", precision="int8"))
+
+
+def test_a_folder_that_cannot_be_exported_is_named(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingError, match="no modules.json"):
+        read_layout(str(tmp_path))
+    (tmp_path / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}])
+    )
+    with pytest.raises(EmbeddingError, match=r"cannot be exported; use embedding.backend=torch"):
+        read_layout(str(tmp_path))
