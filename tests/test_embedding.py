@@ -77,7 +77,7 @@ def test_precision_the_backend_cannot_do_is_refused() -> None:
 
 
 def test_a_folder_that_cannot_be_exported_is_named(tmp_path: Path) -> None:
-    with pytest.raises(EmbeddingError, match="no modules.json"):
+    with pytest.raises(EmbeddingError, match=r"no modules\.json"):
         read_layout(str(tmp_path))
     (tmp_path / "modules.json").write_text(
         json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}])
