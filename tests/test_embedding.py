@@ -38,7 +38,7 @@ def reference() -> np.ndarray:
 def test_exported_backends_match_sentence_transformers(
     backend: str, precision: str, least_cosine: float, cache_dir: Path, reference: np.ndarray
 ) -> None:
-    embedder = Embedder(EmbeddingSettings(backend=backend, precision=precision, cache_dir=cache_dir))  # type: ignore[arg-type]
+    embedder = Embedder(EmbeddingSettings(backend=backend, precision=precision, cache_dir=cache_dir))
     vectors = embedder.embed(TEXTS)
     assert vectors.shape == reference.shape and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
