@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import re
+import zlib
+from collections import Counter
 from collections.abc import Sequence
 
 from bot.models import Passage
 
 _WORD = re.compile(r"\w+")
-_SHINGLE = 5  # words per shingle when comparing texts of different articles
 
 
-def _shingles(text: str) -> frozenset[tuple[str, ...]]:
+def _shingles(text: str) -> set[str]:
+    """The text's 5-word shingles; for a long text a fixed quarter of them (by hash), which estimates the
+    overlap as well at a quarter of the cost."""
     words = _WORD.findall(text.casefold())
-    if len(words) < _SHINGLE:
-        return frozenset({tuple(words)})
-    return frozenset(tuple(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1))
+    grams = {" ".join(g) for g in zip(words, words[1:], words[2:], words[3:], words[4:], strict=False)}
+    if len(grams) > 40:
+        return {g for g in grams if zlib.crc32(g.encode()) & 3 == 0}
+    return grams or {" ".join(words)}
 
 
 def span_overlap(a: Passage, b: Passage) -> float:
@@ -23,12 +27,6 @@ def span_overlap(a: Passage, b: Passage) -> float:
     shared = min(a.end, b.end) - max(a.start, b.start)
     shorter = min(a.end - a.start, b.end - b.start)
     return max(shared, 0) / shorter if shorter > 0 else 1.0
-
-
-def text_overlap(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
-    """Share of the smaller text's word shingles that the other text has too."""
-    smaller = min(len(a), len(b))
-    return len(a & b) / smaller if smaller else 0.0
 
 
 def diversify(
@@ -41,25 +39,26 @@ def diversify(
     """The best k passages in the given order, skipping any that mostly repeats one already kept (overlapping
     chunks of one article, or the same text in two articles) and any beyond `per_article` from one article."""
     kept: list[Passage] = []
-    kept_shingles: list[frozenset[tuple[str, ...]]] = []
-    per: dict[str, int] = {}
+    kept_sizes: list[int] = []  # shingles per kept passage
+    by_article: dict[str, list[Passage]] = {}
+    # shingle -> kept passages having it: counting shared shingles costs one lookup per shingle, not per pair
+    owners: dict[str, list[int]] = {}
     for passage in passages:
         if len(kept) == k:
             break
-        if per.get(passage.article_id, 0) >= per_article:
-            continue
-        if any(
-            other.article_id == passage.article_id and span_overlap(other, passage) >= max_span_overlap
-            for other in kept
-        ):
+        same = by_article.setdefault(passage.article_id, [])
+        if len(same) >= per_article or any(span_overlap(o, passage) >= max_span_overlap for o in same):
             continue
         shingles = _shingles(passage.text)
+        shared: Counter[int] = Counter(i for shingle in shingles for i in owners.get(shingle, ()))
         if any(
-            other.article_id != passage.article_id and text_overlap(seen, shingles) >= max_text_overlap
-            for other, seen in zip(kept, kept_shingles, strict=True)
+            kept[i].article_id != passage.article_id and n / min(kept_sizes[i], len(shingles)) >= max_text_overlap
+            for i, n in shared.items()
         ):
             continue
+        for shingle in shingles:
+            owners.setdefault(shingle, []).append(len(kept))
         kept.append(passage)
-        kept_shingles.append(shingles)
-        per[passage.article_id] = per.get(passage.article_id, 0) + 1
+        kept_sizes.append(len(shingles))
+        same.append(passage)
     return kept

@@ -68,7 +68,11 @@ class ChunkSettings(Group):
 class RetrievalSettings(Group):
     k: int = Field(5, ge=1, description="Passages handed to the answerer.")
     candidates: int = Field(50, ge=1, description="Hits taken from each index before fusion.")
-    fusion: Literal["rrf", "weighted"] = Field("rrf", description="How dense and lexical ranks are fused.")
+    fusion: Literal["rrf", "weighted"] = Field(
+        "weighted",
+        description="How dense and lexical rankings are fused: weighted sum of min-max scaled scores, or "
+        "weighted reciprocal-rank fusion (measured: weighted is better on SciFact and the news dev set).",
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical (BM25) ranking in fusion.")
