@@ -154,7 +154,8 @@ def write_report(
         f"- started: {config.get('started_at', '')}, {config.get('wall_seconds', '')} s",
         f"- articles: {config.get('articles', '')}",
         f"- store: {config.get('store', '')}",
-        f"- embedding model: {config.get('embedding_model', '')}, answerer: {config.get('answerer', '')}",
+        f"- embedding model: {config.get('embedding_model', '')} ({config.get('embedding_backend', '')}), "
+        f"answerer: {config.get('answerer', '')}",
         "",
         "## Metrics",
         "",

@@ -384,6 +384,7 @@ def settings_config(settings: Settings) -> dict[str, Any]:
     return {
         "answerer": settings.answerer,
         "embedding_model": settings.embedding.model,
+        "embedding_backend": settings.embedding.backend,
         "chunk": settings.chunk.model_dump(),
         "retrieval": settings.retrieval.model_dump(),
         "answer": settings.answer.model_dump(),
