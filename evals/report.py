@@ -53,7 +53,8 @@ def compare_with_baseline(
     for name, before in baseline.items():
         if not gated(name):
             continue
-        now = current.get(name)
+        value = current.get(name)
+        now = None if value is None else round(value, 4)  # as saved, so an unchanged run shows +0.000
         out.append(Comparison(name, before, now, now is None or now < before - tolerance))
     return out
 

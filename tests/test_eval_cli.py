@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bot.app import Byline
 from bot.cli import app
 from evals.datasets import load_questions
+from evals.report import compare_with_baseline
 from evals.runner import resolve_gold, run_questions
 from ingest.embedding import Embedder
 
@@ -187,3 +188,13 @@ def test_ctrl_c_keeps_what_was_measured(byline: Byline, tiny: Path) -> None:
     result = run_questions(byline, questions, gold, progress=interrupt_after_two)
     assert result.interrupted and result.config["scored"] == 2 and len(result.predictions) == 2
     assert result.metrics["hits@10"] == 1.0  # computed over the two scored questions
+
+
+def test_baseline_comparison_rounds_as_saved_skips_latency_and_flags_lost_metrics() -> None:
+    baseline = {"hits@5": 0.9, "mrr@10": 0.5, "answer_accuracy": 0.7, "latency_total_p50_ms": 1.0}
+    current = {"hits@5": 0.900004, "mrr@10": 0.4799, "answer_accuracy": None, "latency_total_p50_ms": 99.0}
+    compared = {c.name: c for c in compare_with_baseline(current, baseline, tolerance=0.02)}
+    assert set(compared) == {"hits@5", "mrr@10", "answer_accuracy"}
+    assert compared["hits@5"].delta == 0.0 and not compared["hits@5"].regressed
+    assert compared["mrr@10"].regressed  # 0.4799 < 0.5 - 0.02
+    assert compared["answer_accuracy"].regressed and compared["answer_accuracy"].delta is None
