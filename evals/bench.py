@@ -377,6 +377,7 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
                 "peak_rss": side["tutorial"]["peak_rss_mb"] / side["byline"]["peak_rss_mb"],
             }
         results[name] = side
+        save(results, out)
 
     scale_env = {"BYLINE_CHUNK_MAX_TOKENS": str(SCALE_CHUNK_TOKENS)}
     results["scale"] = []
@@ -388,11 +389,16 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         titles = [r["title"].rsplit(" (", 1)[0] for r in read_jsonl(options.wikinews, options.queries)]
         point["query"] = warm_queries(home, titles, {"chunk": {"max_tokens": SCALE_CHUNK_TOKENS}})
         results["scale"].append(point)
+        save(results, out)
 
-    (out / "results.json").write_text(json.dumps(results, indent=2))
     write_summary(results, out / "summary.md")
     write_chart(results, out / "bench.png")
     return results
+
+
+def save(results: dict[str, Any], out: Path) -> None:
+    """Figures so far, so an interrupted run still leaves what it measured."""
+    (out / "results.json").write_text(json.dumps(results, indent=2))
 
 
 def machine_facts() -> dict[str, Any]:
