@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -55,17 +56,23 @@ def wants_recent(query: str) -> bool:
 
 
 def prefer_recent(passages: list[Passage], half_life_days: float) -> list[Passage]:
-    """Scale each score by 0.5 + 0.5 * 2^(-age / half-life), age counted back from the newest passage's date, so
-    the newest keeps its score and an old one keeps at least half; undated passages count as oldest."""
-    dated = [p.published_at for p in passages if p.published_at]
-    if not dated:
+    """Scale each score by 0.5 + 0.5 * 2^(-age / half-life), so a passage keeps at least half its score.
+
+    Age is counted back from the newest of the clearly relevant passages (scoring at least half the best), not
+    from today, so an archive still prefers its newer reports on the subject; undated passages count as oldest.
+    """
+    if not passages:
         return passages
-    newest = max(dated)
+    best = max(p.score for p in passages)
+    relevant = [p.published_at.timestamp() for p in passages if p.published_at and p.score >= best / 2]
+    if not relevant:
+        return passages
+    newest = max(relevant)
     for passage in passages:
         if passage.published_at is None:
             factor = 0.5
         else:
-            age_days = (newest - passage.published_at).total_seconds() / 86400
+            age_days = max(newest - passage.published_at.timestamp(), 0.0) / 86400
             factor = 0.5 + 0.5 * math.pow(2.0, -age_days / half_life_days)
         passage.score *= factor
     return sorted(passages, key=lambda p: -p.score)
@@ -102,7 +109,8 @@ class BylineRetriever(BaseRetriever):
         filters = filters if filters is not None else self.filters
         depth = max(settings.candidates, k)
         collection = self.store.collection_name
-        dense = self.store.dense_search(self.embedder.embed_query(query), depth, filters)
+        vector = self.embedder.embed_query(query)
+        dense = self.store.dense_search(vector, depth, filters)
         lexical = self.store.catalog.lexical_search(
             collection, query_terms(query), depth, filters, title_weight=settings.title_weight
         )
@@ -122,7 +130,21 @@ class BylineRetriever(BaseRetriever):
             passages = prefer_recent(passages, settings.recency_half_life_days)
         if self._reranker is not None:
             passages = rerank(query, passages, self._reranker, max(settings.rerank_depth, k))
-        return diversify(passages, k, settings.per_article)
+        chosen = diversify(passages, k, settings.per_article)
+        self._fill_dense_scores(vector, chosen)
+        return chosen
+
+    def _fill_dense_scores(self, vector: np.ndarray, passages: list[Passage]) -> None:
+        """Give passages found only by BM25 their cosine similarity too, so answerers can rely on dense_score."""
+        missing = {p.chunk_id: p for p in passages if p.dense_score is None}
+        if not missing:
+            return
+        found = self.store.collection.get(ids=list(missing), include=["embeddings"])
+        embeddings = found.get("embeddings")
+        if embeddings is None:
+            return
+        for chunk_id, embedding in zip(found["ids"], embeddings, strict=True):
+            missing[chunk_id].dense_score = float(np.dot(np.asarray(embedding, dtype=np.float32), vector))
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

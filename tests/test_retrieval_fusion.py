@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -74,15 +74,17 @@ def test_diversify_caps_passages_per_article_and_keeps_order() -> None:
 
 
 def test_recency_prefers_newer_articles_by_half_life() -> None:
-    now = datetime(2019, 12, 1)
+    now = datetime(2019, 12, 1, tzinfo=UTC)
     ranked = [
         passage("old", 0, 10, score=1.0, published_at=now - timedelta(days=30)),
         passage("new", 0, 10, score=0.8, published_at=now),
         passage("undated", 0, 10, score=0.9),
+        # newer still, but not clearly relevant: it does not set the reference date, and gains nothing from it
+        passage("newest-off-topic", 0, 10, score=0.3, published_at=now + timedelta(days=60)),
     ]
     rescored = prefer_recent(ranked, half_life_days=30)
-    assert [p.article_id for p in rescored] == ["new", "old", "undated"]
-    assert [p.score for p in rescored] == pytest.approx([0.8, 0.75, 0.45])
+    assert [p.article_id for p in rescored] == ["new", "old", "undated", "newest-off-topic"]
+    assert [p.score for p in rescored] == pytest.approx([0.8, 0.75, 0.45, 0.3])
 
 
 def test_recency_cues() -> None:
