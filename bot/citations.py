@@ -262,9 +262,7 @@ def _sentences(source: Source) -> list[tuple[Passage, list[tuple[int, int, str]]
     return [(p, [(a, b, p.text[a:b]) for a, b in split_sentences(p.text)]) for p in source.passages]
 
 
-def _windows(
-    runs: list[tuple[Passage, list[tuple[int, int, str]]]], vectors: dict[str, np.ndarray]
-) -> list[_Window]:
+def _windows(runs: list[tuple[Passage, list[tuple[int, int, str]]]], vectors: dict[str, np.ndarray]) -> list[_Window]:
     """Every run of one to three consecutive sentences of one paragraph of a passage, each once."""
     found: dict[tuple[int, int], _Window] = {}
     for passage, sentences in runs:
@@ -385,17 +383,4 @@ def _rewrite_markers(sentence: Sentence, renumber: dict[int, int]) -> str:
 
 
 def _citation(n: int, source: Source, support: Support) -> Citation:
-    lead = source.lead
-    return Citation(
-        n=n,
-        article_id=lead.article_id,
-        title=lead.title,
-        quote=support.quote,
-        start=support.start,
-        end=support.end,
-        score=round(support.score, 4),
-        url=lead.url,
-        path=lead.path,
-        source=lead.source,
-        published_at=lead.published_at,
-    )
+    return Citation.of(n, source.lead, quote=support.quote, start=support.start, end=support.end, score=support.score)

@@ -149,9 +149,14 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         re.compile(rf"\b(\d[\d,.:]*%?|{_NUMBER_WORDS})\b", re.I),
     ),
     "date": (
-        re.compile(r"^\s*(when|what (date|day|year|month|time)|on what (date|day)|in (what|which) (year|month))\b", re.I),
-        re.compile(rf"\b({_MONTHS}|{_DAYS}|(19|20)\d\d|yesterday|today|tomorrow|last (week|month|year)|"
-                   rf"\d{{1,2}}(st|nd|rd|th))\b", re.I),
+        re.compile(
+            r"^\s*(when|what (date|day|year|month|time)|on what (date|day)|in (what|which) (year|month))\b", re.I
+        ),
+        re.compile(
+            rf"\b({_MONTHS}|{_DAYS}|(19|20)\d\d|yesterday|today|tomorrow|last (week|month|year)|"
+            rf"\d{{1,2}}(st|nd|rd|th))\b",
+            re.I,
+        ),
     ),
     "name": (
         re.compile(r"^\s*(who|whom|whose)\b", re.I),
@@ -291,18 +296,8 @@ def compose_answer(question: str, chosen: list[Candidate], passages: list[Passag
         n = numbers.setdefault(passage.article_id, len(numbers) + 1)
         parts.append(f"{candidate.text} [{n}]")
         citations.append(
-            Citation(
-                n=n,
-                article_id=passage.article_id,
-                title=passage.title,
-                quote=candidate.text,
-                start=candidate.start,
-                end=candidate.end,
-                score=round(candidate.score, 4),
-                url=passage.url,
-                path=passage.path,
-                source=passage.source,
-                published_at=passage.published_at,
+            Citation.of(
+                n, passage, quote=candidate.text, start=candidate.start, end=candidate.end, score=candidate.score
             )
         )
     return Answer(question=question, text=" ".join(parts), refused=False, citations=citations, passages=passages)

@@ -79,6 +79,23 @@ class Citation:
     source: str | None = None
     published_at: datetime | None = None
 
+    @classmethod
+    def of(cls, n: int, passage: Passage, *, quote: str, start: int, end: int, score: float) -> Citation:
+        """Source n quoting `quote` (article text[start:end]) from the article of `passage`."""
+        return cls(
+            n=n,
+            article_id=passage.article_id,
+            title=passage.title,
+            quote=quote,
+            start=start,
+            end=end,
+            score=round(score, 4),
+            url=passage.url,
+            path=passage.path,
+            source=passage.source,
+            published_at=passage.published_at,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["published_at"] = self.published_at.isoformat() if self.published_at else None
