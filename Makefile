@@ -24,8 +24,16 @@ demo: install
 	$(BIN)/byline ask "$(DEMO_QUESTION)"
 	$(BIN)/byline ask "Who won the 2018 FIFA World Cup?"
 
+# The eval gate on the project's own question set (fails when a metric drops more than the tolerance), then pytest.
 test: install
+	$(BIN)/byline eval evals/data/seeds.jsonl --articles seeds/ --baseline evals/baselines/seeds.json
 	$(BIN)/python -m pytest
+
+eval: install
+	$(BIN)/byline eval evals/data/seeds.jsonl --articles seeds/ --report reports/eval-seeds --json reports/eval-seeds.json
+
+bench: install
+	$(BIN)/byline bench --out reports/bench
 
 lint: install
 	$(BIN)/ruff check .
