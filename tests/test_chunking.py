@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from conftest import SEED_JSONL
 
 from ingest.chunking import ChunkPlan, chunk_articles, chunk_header
@@ -35,7 +37,7 @@ def test_overlap_repeats_one_sentence_and_small_windows_still_cover(embedder: Em
     article = Article(id="a", title="Bridge", text=text, source="Gazette")
     (chunks,) = chunk_articles([article], embedder, ChunkPlan(max_tokens=64, overlap_sentences=1))
     assert len(chunks) > 5
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.start < before.end  # the last sentence of one chunk starts the next
         assert window_tokens(embedder, after.embed_text) <= 64
 

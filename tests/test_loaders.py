@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from conftest import SEED_ARTICLE, SEED_JSONL
@@ -104,7 +103,7 @@ def test_bad_inputs_fail_alone_with_path_and_reason(tmp_path: Path) -> None:
         + "\n"
     )
     (folder / "notes.docx").write_text("ignored: unknown types inside folders are skipped")
-    os.symlink(folder / "missing.txt", folder / "dangling.txt")
+    (folder / "dangling.txt").symlink_to(folder / "missing.txt")
     (tmp_path / "x.pdf").write_bytes(b"%PDF-1.4")
     articles, failures = load(folder, tmp_path / "nope.txt", tmp_path / "x.pdf")
     assert sorted(a.title for a in articles) == ["Fine", "Good title"]
@@ -124,7 +123,7 @@ def test_bad_inputs_fail_alone_with_path_and_reason(tmp_path: Path) -> None:
 def test_unreadable_file_is_reported(tmp_path: Path) -> None:
     # /proc/self/mem refuses a plain read with EIO, even to root: a real unreadable file.
     path = tmp_path / "unreadable.txt"
-    os.symlink("/proc/self/mem", path)
+    path.symlink_to("/proc/self/mem")
     _, (failure,) = load(path)
     assert failure.source == str(path) and failure.reason.startswith("cannot read:")
 
