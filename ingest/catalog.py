@@ -357,6 +357,8 @@ class Catalog:
 
     def chunk_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
         """Current chunks by id: a chunk of a superseded article version is not returned."""
+        # `+c.collection` keeps SQLite on the chunk-id index: via chunks_article it scanned the whole
+        # collection (50 ms at 150k chunks, 0.7 ms this way).
         rows: dict[str, ChunkRow] = {}
         with self.lock:
             for batch in _batches(chunk_ids, 500):
@@ -366,7 +368,7 @@ class Catalog:
                                a.path, a.source, a.author, a.published_at
                         FROM chunks c JOIN articles a ON a.id = c.article_id
                         JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
-                        WHERE c.collection = ? AND c.id IN ({marks}) AND i.hash = a.hash""",
+                        WHERE +c.collection = ? AND c.id IN ({marks}) AND i.hash = a.hash""",
                     (collection, *batch),
                 ):
                     rows[row[0]] = ChunkRow(*row)
