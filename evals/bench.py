@@ -132,8 +132,9 @@ def synthesise(wikinews: Path, chunks: int, tokens_per_chunk: int, target: Path,
     source = read_jsonl(wikinews)
     paragraphs = [p.strip() for r in source for p in r["text"].split("\n\n") if len(p.split()) >= 12]
     rng = random.Random(seed)
-    # ~1.3 word pieces a word; a chunk holds ~tokens_per_chunk minus its header and overlap.
-    words_per_chunk = max(20, int((tokens_per_chunk - 24) / 1.3 * 0.8))
+    # ~1.3 word pieces a word; a chunk holds tokens_per_chunk minus its header and the repeated overlap
+    # sentence (calibrated: 96-token chunks hold about 28 new words).
+    words_per_chunk = max(10, int((tokens_per_chunk - 24) / 1.3 * 0.5))
     records, budget, n = [], chunks * words_per_chunk, 0
     while budget > 0:
         picked = rng.sample(paragraphs, rng.randint(3, 6))
