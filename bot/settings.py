@@ -50,7 +50,7 @@ class EmbeddingSettings(Group):
     )
     batch_size: int = Field(64, ge=1, description="Texts per embedding batch (torch).")
     batch_tokens: int = Field(
-        8192, ge=256, description="Word pieces per forward pass, padding included (onnx, openvino)."
+        2048, ge=256, description="Word pieces per forward pass, padding included (onnx, openvino)."
     )
     threads: int = Field(0, ge=0, description="CPU threads for embedding; 0 means all cores.")
     cache_dir: Path | None = Field(
