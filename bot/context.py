@@ -94,9 +94,7 @@ def fit_sources(
     return [], ""
 
 
-def _cut_to_budget(
-    passage: Passage, budget: int, count_tokens: Callable[[str], int]
-) -> tuple[list[Source], str]:
+def _cut_to_budget(passage: Passage, budget: int, count_tokens: Callable[[str], int]) -> tuple[list[Source], str]:
     low, high = 0, len(passage.text)
     while low < high:  # longest prefix that fits
         mid = (low + high + 1) // 2

@@ -64,9 +64,7 @@ def check_llm_settings(settings: LLMSettings) -> None:
             "or BYLINE_LLM_BASE_URL for an OpenAI-compatible server"
         )
     if settings.provider == "anthropic" and settings.api_key is None:
-        raise ConfigError(
-            f"BYLINE_ANSWERER=llm with provider anthropic needs {key_var} (or BYLINE_LLM_API_KEY)"
-        )
+        raise ConfigError(f"BYLINE_ANSWERER=llm with provider anthropic needs {key_var} (or BYLINE_LLM_API_KEY)")
 
 
 def build_chat_model(settings: LLMSettings) -> BaseChatModel:

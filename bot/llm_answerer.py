@@ -46,9 +46,7 @@ def build_llm_answerer(settings: Settings, *, embedder: Embedder, fallback: Fall
 
 
 class LLMAnswerer:
-    def __init__(
-        self, settings: Settings, client: ChatClient, embedder: Embedder, fallback: FallbackAnswerer
-    ) -> None:
+    def __init__(self, settings: Settings, client: ChatClient, embedder: Embedder, fallback: FallbackAnswerer) -> None:
         self.settings = settings
         self.client = client
         self.fallback = fallback
@@ -94,9 +92,7 @@ class LLMAnswerer:
         sources, context = fit_sources(passages, self.settings.llm.context_tokens, self.client.count_tokens)
         messages = [
             _system(render_prompt("answer_system", cannot_answer=CANNOT_ANSWER)),
-            _human(
-                render_prompt("answer_user", sources=context, question=query, cannot_answer=CANNOT_ANSWER)
-            ),
+            _human(render_prompt("answer_user", sources=context, question=query, cannot_answer=CANNOT_ANSWER)),
         ]
         try:
             raw = self.client.complete(messages, on_token)
@@ -116,9 +112,7 @@ class LLMAnswerer:
             return self._unsupported(question, query, passages, checked.sentences, timings)
         return Answer(question, checked.text, False, checked.citations, passages, timings, checked.sentences)
 
-    def _extractive(
-        self, question: str, query: str, passages: list[Passage], problem: str | None = None
-    ) -> Answer:
+    def _extractive(self, question: str, query: str, passages: list[Passage], problem: str | None = None) -> Answer:
         answer = self.fallback.answer(query, passages)
         answer.question = question
         if problem:
@@ -139,9 +133,7 @@ class LLMAnswerer:
         if not closest.refused:
             text += f"\n\n{CLOSEST_PASSAGES}\n{closest.text}"
         notice = "The model's answer cited nothing the articles support, so it is not shown."
-        return Answer(
-            question, text, True, closest.citations, passages, timings, list(sentences), notice=notice
-        )
+        return Answer(question, text, True, closest.citations, passages, timings, list(sentences), notice=notice)
 
 
 def format_history(turns: Sequence[Turn]) -> str:

@@ -82,9 +82,7 @@ def calibrate(embedder: Embedder, defaults: LLMSettings) -> list[dict[str, Any]]
             # A question-and-answer claim is its own question; a written one answers its dev question.
             question = written.get(claim, claim.split(":")[0])
             accepted.setdefault(kind, []).append(checker.supports(claim, source, support, question))
-        rows.append(
-            {"min_support": threshold} | {k: f"{sum(v)}/{len(v)}" for k, v in sorted(accepted.items())}
-        )
+        rows.append({"min_support": threshold} | {k: f"{sum(v)}/{len(v)}" for k, v in sorted(accepted.items())})
     return rows
 
 

@@ -142,8 +142,9 @@ class FakeSlack:
         with self._lock:
             self.failures.setdefault(method, []).extend([failure] * times)
 
-    def add_message(self, channel: str, text: str, *, user: str = "U0ALICE", thread_ts: str | None = None,
-                    **fields: Any) -> str:
+    def add_message(
+        self, channel: str, text: str, *, user: str = "U0ALICE", thread_ts: str | None = None, **fields: Any
+    ) -> str:
         """Put a message in a conversation, as if someone had posted it; returns its ts."""
         with self._lock:
             return self._store(channel, {"text": text, "user": user, "thread_ts": thread_ts, **fields})
@@ -162,8 +163,9 @@ class FakeSlack:
         raise AssertionError(f"timed out waiting; calls so far: {[c.method for c in self.calls]}")
 
     def wait_calls(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
-        found: list[Call] = self.wait_for(lambda: len(self.calls_to(method)) >= count and self.calls_to(method),
-                                          timeout)
+        found: list[Call] = self.wait_for(
+            lambda: len(self.calls_to(method)) >= count and self.calls_to(method), timeout
+        )
         return found
 
     # -- the API ---------------------------------------------------------------------------------------
@@ -199,8 +201,15 @@ class FakeSlack:
         if token != self.bot_token:
             return 200, {"ok": False, "error": "invalid_auth"}
         if method == "auth.test":
-            return 200, {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "byline",
-                         "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
+            return 200, {
+                "ok": True,
+                "url": "https://fake.slack.com/",
+                "team": "Fake",
+                "user": "byline",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+            }
         channel = str(args.get("channel", ""))
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral") and (
             problem := self._check_message(args)

@@ -37,12 +37,22 @@ ALICE = "U0ALICE"
 BOB = "U0BOB"
 
 
-def make_answer(question: str, text: str = "Dorsey called Omar to discuss the threats [1].",
-                sources: int = 1) -> Answer:
+def make_answer(
+    question: str, text: str = "Dorsey called Omar to discuss the threats [1].", sources: int = 1
+) -> Answer:
     citations = [
-        Citation(n=n, article_id=f"a{n}", title=f"Dorsey & Omar <talk> part {n}", quote=f"Quote number {n}.",
-                 start=0, end=14, score=0.9, url=f"https://thehill.com/story-{n}?a=1&b=2", source="The Hill",
-                 published_at=datetime(2019, 4, 23, 12, 0))
+        Citation(
+            n=n,
+            article_id=f"a{n}",
+            title=f"Dorsey & Omar <talk> part {n}",
+            quote=f"Quote number {n}.",
+            start=0,
+            end=14,
+            score=0.9,
+            url=f"https://thehill.com/story-{n}?a=1&b=2",
+            source="The Hill",
+            published_at=datetime(2019, 4, 23, 12, 0),
+        )
         for n in range(1, sources + 1)
     ]
     return Answer(question=question, text=text, refused=False, citations=citations)
@@ -84,25 +94,41 @@ def event_body(event: dict[str, Any], event_id: str | None = None) -> dict[str, 
     }
 
 
-def mention(text: str, ts: str, *, channel: str = CHANNEL, user: str = ALICE,
-            thread_ts: str | None = None) -> dict[str, Any]:
-    event = {"type": "app_mention", "user": user, "text": f"<@{BOT_USER_ID}> {text}", "ts": ts,
-             "channel": channel, "event_ts": ts, "client_msg_id": str(uuid.uuid4())}
+def mention(
+    text: str, ts: str, *, channel: str = CHANNEL, user: str = ALICE, thread_ts: str | None = None
+) -> dict[str, Any]:
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "client_msg_id": str(uuid.uuid4()),
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event
 
 
 def direct_message(text: str, ts: str, *, channel: str = DM, user: str = ALICE, **extra: Any) -> dict[str, Any]:
-    return {"type": "message", "channel_type": "im", "user": user, "text": text, "ts": ts, "channel": channel,
-            "event_ts": ts, "client_msg_id": str(uuid.uuid4()), **extra}
+    return {
+        "type": "message",
+        "channel_type": "im",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "client_msg_id": str(uuid.uuid4()),
+        **extra,
+    }
 
 
 class SlackHarness:
     """Fake Slack + the Byline Slack app served over HTTP; use as a context manager."""
 
-    def __init__(self, fake: FakeSlack, home: Path, ask: ScriptedAsk | None = None,
-                 **slack: Any) -> None:
+    def __init__(self, fake: FakeSlack, home: Path, ask: ScriptedAsk | None = None, **slack: Any) -> None:
         self.fake = fake
         self.ask = ask or ScriptedAsk()
         self.settings = Settings(
@@ -127,8 +153,16 @@ class SlackHarness:
         self.http.close()
         self.catalog.close()
 
-    def post(self, raw: bytes, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
-             headers: dict[str, str] | None = None, sign: bool = True) -> httpx.Response:
+    def post(
+        self,
+        raw: bytes,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+        headers: dict[str, str] | None = None,
+        sign: bool = True,
+    ) -> httpx.Response:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         sent = {"Content-Type": content_type, **(headers or {})}
         if sign:
@@ -141,30 +175,59 @@ class SlackHarness:
 
     def send_command(self, text: str, *, channel: str = CHANNEL, user: str = ALICE, **kwargs: Any) -> httpx.Response:
         form = {
-            "token": "legacy-verification-token", "team_id": TEAM_ID, "channel_id": channel,
-            "channel_name": "news", "user_id": user, "user_name": "alice", "command": "/ask", "text": text,
-            "api_app_id": "A0BYLINE", "response_url": self.fake.webhook_url("command"),
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "channel_id": channel,
+            "channel_name": "news",
+            "user_id": user,
+            "user_name": "alice",
+            "command": "/ask",
+            "text": text,
+            "api_app_id": "A0BYLINE",
+            "response_url": self.fake.webhook_url("command"),
             "trigger_id": f"trigger-{uuid.uuid4().hex}",
         }
         return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **kwargs)
 
-    def send_click(self, action_id: str, answer_id: str, *, user: str = BOB, channel: str = CHANNEL,
-                   message_ts: str = "1700000001.000000") -> httpx.Response:
+    def send_click(
+        self,
+        action_id: str,
+        answer_id: str,
+        *,
+        user: str = BOB,
+        channel: str = CHANNEL,
+        message_ts: str = "1700000001.000000",
+    ) -> httpx.Response:
         payload = {
-            "type": "block_actions", "user": {"id": user, "username": "bob", "team_id": TEAM_ID},
-            "api_app_id": "A0BYLINE", "team": {"id": TEAM_ID}, "trigger_id": f"trigger-{uuid.uuid4().hex}",
+            "type": "block_actions",
+            "user": {"id": user, "username": "bob", "team_id": TEAM_ID},
+            "api_app_id": "A0BYLINE",
+            "team": {"id": TEAM_ID},
+            "trigger_id": f"trigger-{uuid.uuid4().hex}",
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
-            "channel": {"id": channel, "name": "news"}, "response_url": self.fake.webhook_url("click"),
-            "actions": [{"type": "button", "action_id": action_id, "block_id": f"byline-feedback:{answer_id}",
-                         "value": answer_id, "action_ts": str(time.time())}],
+            "channel": {"id": channel, "name": "news"},
+            "response_url": self.fake.webhook_url("click"),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": f"byline-feedback:{answer_id}",
+                    "value": answer_id,
+                    "action_ts": str(time.time()),
+                }
+            ],
         }
         form = urlencode({"payload": json.dumps(payload)}).encode()
         return self.post(form, "application/x-www-form-urlencoded")
 
     def ask_in_channel(self, text: str, **kwargs: Any) -> tuple[str, httpx.Response]:
         """A person posts a mention (so the fake knows the message) and Slack delivers the event."""
-        ts = self.fake.add_message(kwargs.get("channel", CHANNEL), f"<@{BOT_USER_ID}> {text}",
-                                   user=kwargs.get("user", ALICE), thread_ts=kwargs.get("thread_ts"))
+        ts = self.fake.add_message(
+            kwargs.get("channel", CHANNEL),
+            f"<@{BOT_USER_ID}> {text}",
+            user=kwargs.get("user", ALICE),
+            thread_ts=kwargs.get("thread_ts"),
+        )
         return ts, self.send_event(mention(text, ts, **kwargs))
 
 

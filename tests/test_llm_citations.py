@@ -87,9 +87,7 @@ def test_a_good_answer_is_renumbered_by_first_use_and_quotes_are_exact(
     assert not checked.refused and checked.supported == 2
 
 
-def test_out_of_range_and_duplicate_markers_are_dropped(
-    two_sources: list[Source], checker: SupportChecker
-) -> None:
+def test_out_of_range_and_duplicate_markers_are_dropped(two_sources: list[Source], checker: SupportChecker) -> None:
     raw = (
         "Over 400 firefighters fought the blaze at Notre Dame [2][2] [7]. "
         "The two bell towers of the cathedral were saved [2, 2][0]."

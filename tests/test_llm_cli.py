@@ -133,9 +133,7 @@ def test_chat_condenses_a_follow_up_before_retrieval(runner: CliRunner, server: 
     )
 
 
-def test_an_unreachable_model_falls_back_with_a_notice(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unreachable_model_falls_back_with_a_notice(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -39,7 +39,7 @@ def test_the_judge_sees_question_gold_answer_and_passages(server: FakeOpenAI, ju
     assert "<question>\nHow many firefighters fought the Notre Dame fire?\n</question>" in prompt
     assert "<reference>\nover 400; 400\n</reference>" in prompt
     assert "<answer>\nOver 400 firefighters fought it.\n</answer>" in prompt  # markers left out
-    assert "Reportedly over 400 firefighters" in prompt and 'title: Notre Dame in Paris catches fire' in prompt
+    assert "Reportedly over 400 firefighters" in prompt and "title: Notre Dame in Paris catches fire" in prompt
 
 
 def test_an_unanswerable_question_is_spelled_out_for_the_judge(server: FakeOpenAI, judge: Judge) -> None:

@@ -77,7 +77,11 @@ def test_feedback_export_writes_the_downvoted_answers(settings: Settings, tmp_pa
     assert "wrote 1 question(s)" in result.output
     [record] = [json.loads(line) for line in target.read_text().splitlines()]
     assert {k: record[k] for k in ("id", "question", "answerable", "answers", "evidence")} == {
-        "id": "slack-a2", "question": "who won the 2019 Tour?", "answerable": True, "answers": [], "evidence": [],
+        "id": "slack-a2",
+        "question": "who won the 2019 Tour?",
+        "answerable": True,
+        "answers": [],
+        "evidence": [],
     }
     to_stdout = CliRunner().invoke(cli(), ["feedback", "export"])
     assert [json.loads(line)["id"] for line in to_stdout.stdout.splitlines()] == ["slack-a2"]
@@ -98,12 +102,30 @@ def test_byline_slack_http_serves_signed_requests(fake: FakeSlack, tmp_path: Pat
     """The whole command in its own process: settings from the environment, auth.test, the HTTP server."""
     with httpx.Client(trust_env=False) as http:
         port = free_port()
-        env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "s3cret",
-               "SLACK_API_URL": fake.api_url, "BYLINE_HOME": str(tmp_path / "home")}
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": "s3cret",
+            "SLACK_API_URL": fake.api_url,
+            "BYLINE_HOME": str(tmp_path / "home"),
+        }
         process = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()",
-             "slack", "--http", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-c",
+                "from bot.cli import main; main()",
+                "slack",
+                "--http",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             url = f"http://127.0.0.1:{port}"
@@ -111,8 +133,11 @@ def test_byline_slack_http_serves_signed_requests(fake: FakeSlack, tmp_path: Pat
             body = json.dumps({"type": "url_verification", "challenge": "ch-42"}).encode()
             ts = str(int(time.time()))
             signature = SignatureVerifier("s3cret").generate_signature(timestamp=ts, body=body) or ""
-            headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts,
-                       "X-Slack-Signature": signature}
+            headers = {
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": signature,
+            }
             assert http.post(url + "/slack/events", content=body, headers=headers).json() == {"challenge": "ch-42"}
             forged = {**headers, "X-Slack-Signature": "v0=" + "0" * 64}
             assert http.post(url + "/slack/events", content=body, headers=forged).status_code == 401

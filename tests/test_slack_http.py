@@ -120,19 +120,24 @@ def test_edits_and_bots_are_ignored(harness: SlackHarness, fake: FakeSlack, extr
 
 
 def test_other_events_are_acknowledged_and_dropped(harness: SlackHarness, fake: FakeSlack) -> None:
-    channel_chatter = {"type": "message", "channel_type": "channel", "user": ALICE, "text": "hi",
-                       "ts": "1700000100.000002", "channel": CHANNEL}
+    channel_chatter = {
+        "type": "message",
+        "channel_type": "channel",
+        "user": ALICE,
+        "text": "hi",
+        "ts": "1700000100.000002",
+        "channel": CHANNEL,
+    }
     assert harness.send_event(channel_chatter).status_code == 200
-    challenge = harness.post(json.dumps({"type": "url_verification", "challenge": "c-123"}).encode(),
-                             "application/json")
+    challenge = harness.post(
+        json.dumps({"type": "url_verification", "challenge": "c-123"}).encode(), "application/json"
+    )
     assert challenge.status_code == 200 and challenge.json() == {"challenge": "c-123"}
     nothing_more_happens()
     assert harness.ask.calls == []
 
 
-def test_ask_command_acks_at_once_and_answers_through_the_response_url(
-    fake: FakeSlack, tmp_path: Path
-) -> None:
+def test_ask_command_acks_at_once_and_answers_through_the_response_url(fake: FakeSlack, tmp_path: Path) -> None:
     release = threading.Event()
 
     def slow(question: str) -> Any:
@@ -186,8 +191,9 @@ def test_follow_up_in_a_thread_carries_the_earlier_turns(harness: SlackHarness, 
 )
 def test_unverifiable_requests_get_401_and_run_nothing(harness: SlackHarness, fake: FakeSlack, tamper: str) -> None:
     ts = fake.add_message(CHANNEL, "question")
-    raw = json.dumps({"type": "event_callback", "event_id": "Ev401", "team_id": "T0TEAM",
-                      "event": mention("why?", ts)}).encode()
+    raw = json.dumps(
+        {"type": "event_callback", "event_id": "Ev401", "team_id": "T0TEAM", "event": mention("why?", ts)}
+    ).encode()
     now = int(time.time())
     if tamper == "wrong-secret":
         response = harness.post(raw, "application/json", secret="not-the-secret")
@@ -199,11 +205,15 @@ def test_unverifiable_requests_get_401_and_run_nothing(harness: SlackHarness, fa
         response = harness.post(raw, "application/json", sign=False)
     else:
         signed = harness.post(b"{}", "application/json").request.headers
-        response = harness.http.post(harness.url, content=raw, headers={
-            "Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": signed["X-Slack-Request-Timestamp"],
-            "X-Slack-Signature": signed["X-Slack-Signature"],
-        })
+        response = harness.http.post(
+            harness.url,
+            content=raw,
+            headers={
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": signed["X-Slack-Request-Timestamp"],
+                "X-Slack-Signature": signed["X-Slack-Signature"],
+            },
+        )
     assert response.status_code == 401
     nothing_more_happens()
     assert [c.method for c in fake.calls if c.method != "auth.test"] == []

@@ -37,8 +37,11 @@ def test_manifest_declares_what_the_code_handles(mode: str) -> None:
     assert features["app_home"]["messages_tab_enabled"] is True
     assert features["app_home"]["messages_tab_read_only_enabled"] is False
     assert settings["socket_mode_enabled"] is (mode == "socket")
-    urls = [settings["event_subscriptions"].get("request_url"), settings["interactivity"].get("request_url"),
-            *(c.get("url") for c in features["slash_commands"])]
+    urls = [
+        settings["event_subscriptions"].get("request_url"),
+        settings["interactivity"].get("request_url"),
+        *(c.get("url") for c in features["slash_commands"]),
+    ]
     if mode == "http":
         assert all(url and url.endswith(EVENTS_PATH) for url in urls)
     else:
@@ -63,8 +66,14 @@ def dispatch(app: App, body: dict[str, Any]) -> int:
 def event_of(subscription: str) -> dict[str, Any]:
     """A delivery of a bot event subscription, from another bot so that the handler has nothing to do."""
     kind, _, channel_type = subscription.partition(".")
-    event = {"type": kind, "user": "U0OTHERBOT", "bot_id": "B0OTHER", "text": f"<@{BOT_USER_ID}> hi",
-             "ts": "1700000000.000100", "channel": "D0ALICE" if channel_type == "im" else CHANNEL}
+    event = {
+        "type": kind,
+        "user": "U0OTHERBOT",
+        "bot_id": "B0OTHER",
+        "text": f"<@{BOT_USER_ID}> hi",
+        "ts": "1700000000.000100",
+        "channel": "D0ALICE" if channel_type == "im" else CHANNEL,
+    }
     if channel_type:
         event["channel_type"] = channel_type
     return event_body(event)
@@ -77,12 +86,22 @@ def test_every_manifest_subscription_reaches_a_handler(app: Any) -> None:
     for subscription in manifest["settings"]["event_subscriptions"]["bot_events"]:
         assert dispatch(bolt, event_of(subscription)) == 200, subscription
     for command in manifest["features"]["slash_commands"]:
-        body = {"command": command["command"], "text": "", "user_id": ALICE, "channel_id": CHANNEL,
-                "trigger_id": "t-1", "response_url": fake.webhook_url()}
+        body = {
+            "command": command["command"],
+            "text": "",
+            "user_id": ALICE,
+            "channel_id": CHANNEL,
+            "trigger_id": "t-1",
+            "response_url": fake.webhook_url(),
+        }
         assert dispatch(bolt, body) == 200, command["command"]
     for action_id in ACTIONS:
-        payload = {"type": "block_actions", "user": {"id": ALICE}, "response_url": fake.webhook_url(),
-                   "actions": [{"type": "button", "action_id": action_id, "value": "a1", "block_id": "b"}]}
+        payload = {
+            "type": "block_actions",
+            "user": {"id": ALICE},
+            "response_url": fake.webhook_url(),
+            "actions": [{"type": "button", "action_id": action_id, "value": "a1", "block_id": "b"}],
+        }
         assert dispatch(bolt, payload) == 200, action_id
     # and the check can fail: what the manifest does not subscribe to has no handler
     assert dispatch(bolt, event_body({"type": "reaction_added", "user": ALICE, "reaction": "eyes"})) == 404

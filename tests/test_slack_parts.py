@@ -101,8 +101,10 @@ def test_the_answer_can_be_read_back_from_its_blocks() -> None:
 
 
 def test_question_text_drops_the_mention_and_slack_markup() -> None:
-    raw = (f"<@{BOT_USER_ID}>   what did <@U0BOB|bob> say in <#C0GEN|general> about "
-           "<https://x.com/a|this story> &amp; <!here>? 3 &lt; 4")
+    raw = (
+        f"<@{BOT_USER_ID}>   what did <@U0BOB|bob> say in <#C0GEN|general> about "
+        "<https://x.com/a|this story> &amp; <!here>? 3 &lt; 4"
+    )
     assert question_text(raw, BOT_USER_ID) == "what did @bob say in #general about this story & @here? 3 < 4"
     assert question_text(f"<@{BOT_USER_ID}>", BOT_USER_ID) == ""
 

@@ -31,8 +31,9 @@ def run(tmp_path: Path) -> Iterator[SocketModeRun]:
     with FakeSlack() as fake, FakeSocketMode() as socket:
         fake.wss_url = socket.url
         # No signing secret: Socket Mode needs none.
-        settings = Settings(home=tmp_path, slack=SlackSettings(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
-                                                               api_url=fake.api_url))
+        settings = Settings(
+            home=tmp_path, slack=SlackSettings(bot_token=BOT_TOKEN, app_token=APP_TOKEN, api_url=fake.api_url)
+        )
         catalog = Catalog(tmp_path / "catalog.sqlite")
         ask = ScriptedAsk()
         app = create_slack_app(settings, ask, FeedbackStore(catalog.conn, catalog.lock))
@@ -47,8 +48,13 @@ def run(tmp_path: Path) -> Iterator[SocketModeRun]:
 
 
 def envelope(envelope_id: str, kind: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"envelope_id": envelope_id, "type": kind, "payload": payload,
-            "accepts_response_payload": kind != "events_api", **extra}
+    return {
+        "envelope_id": envelope_id,
+        "type": kind,
+        "payload": payload,
+        "accepts_response_payload": kind != "events_api",
+        **extra,
+    }
 
 
 def test_connects_with_the_app_token(run: SocketModeRun) -> None:
@@ -71,8 +77,15 @@ def test_duplicate_envelopes_are_both_acked_and_answered_once(run: SocketModeRun
 
 
 def test_slash_command_ack_payload_travels_back_over_the_socket(run: SocketModeRun) -> None:
-    command = {"command": "/ask", "text": "why?", "user_id": ALICE, "channel_id": CHANNEL, "team_id": "T0TEAM",
-               "response_url": run.fake.webhook_url("command"), "trigger_id": "trigger-socket-1"}
+    command = {
+        "command": "/ask",
+        "text": "why?",
+        "user_id": ALICE,
+        "channel_id": CHANNEL,
+        "team_id": "T0TEAM",
+        "response_url": run.fake.webhook_url("command"),
+        "trigger_id": "trigger-socket-1",
+    }
     run.socket.send(envelope("env-cmd", "slash_commands", command))
     ack = run.fake.wait_for(lambda: next((a for a in run.socket.acks if a.get("envelope_id") == "env-cmd"), None))
     assert ack["payload"] == {"response_type": "ephemeral", "text": PLACEHOLDER}

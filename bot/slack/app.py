@@ -61,8 +61,17 @@ _WEB_ERRORS = (SlackApiError, OSError)
 # When a finished answer cannot be shown as it is, the message is re-tried in a plainer form.
 _TOO_BIG = {"msg_too_long", "msg_blocks_too_long", "invalid_blocks"}
 # After these, posting a fresh message instead of the failed edit would fail the same way.
-_NOWHERE_TO_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "invalid_auth",
-                    "account_inactive", "token_revoked", "missing_scope", "connection_failed"}
+_NOWHERE_TO_POST = {
+    "not_in_channel",
+    "channel_not_found",
+    "is_archived",
+    "restricted_action",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "missing_scope",
+    "connection_failed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +87,7 @@ class Question:
 
 
 def rate_limited_message(seconds: int) -> str:
-    return (f"You've asked quite a few questions in the last minute. Please wait about {seconds} seconds "
-            "and ask again.")
+    return f"You've asked quite a few questions in the last minute. Please wait about {seconds} seconds and ask again."
 
 
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -102,8 +110,7 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
-def turns_from_thread(messages: Sequence[Mapping[str, Any]], bot_user_id: str | None,
-                      before_ts: str) -> list[Turn]:
+def turns_from_thread(messages: Sequence[Mapping[str, Any]], bot_user_id: str | None, before_ts: str) -> list[Turn]:
     """Earlier question/answer pairs of a thread: each Byline answer paired with the message it answered."""
     turns: list[Turn] = []
     question: str | None = None
@@ -135,8 +142,9 @@ def parse_channel_filters(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, Sea
     for channel, spec in raw.items():
         unknown = set(spec) - {"sources", "since", "until"}
         if unknown:
-            raise ValueError(f"slack.channel_filters[{channel}]: unknown key(s) {sorted(unknown)}; "
-                             "expected sources, since, until")
+            raise ValueError(
+                f"slack.channel_filters[{channel}]: unknown key(s) {sorted(unknown)}; expected sources, since, until"
+            )
         sources = spec.get("sources") or ()
         filters[channel] = SearchFilters(
             sources=(sources,) if isinstance(sources, str) else tuple(str(s) for s in sources),
@@ -192,8 +200,7 @@ class SlackBot:
     def ignore(self) -> None:
         """Acknowledged and dropped."""
 
-    def _take(self, event: dict[str, Any], body: dict[str, Any], context: Mapping[str, Any], *,
-              direct: bool) -> None:
+    def _take(self, event: dict[str, Any], body: dict[str, Any], context: Mapping[str, Any], *, direct: bool) -> None:
         self.bot_user_id = context.get("bot_user_id") or self.bot_user_id
         user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
         if event.get("bot_id") or event.get("subtype") or not (user and channel and ts):
@@ -243,11 +250,15 @@ class SlackBot:
         try:
             reply = self.client.conversations_replies(channel=question.channel, ts=question.thread_ts, limit=200)
         except _WEB_ERRORS as e:
-            log.warning("conversations.replies channel=%s ts=%s: %s; answering without the thread's history",
-                        question.channel, question.thread_ts, describe_error(e))
+            log.warning(
+                "conversations.replies channel=%s ts=%s: %s; answering without the thread's history",
+                question.channel,
+                question.thread_ts,
+                describe_error(e),
+            )
             return []
         turns = turns_from_thread(reply.get("messages") or [], self.bot_user_id, before_ts=question.ts)
-        return turns[-self.history_turns:]
+        return turns[-self.history_turns :]
 
     # -- /ask ------------------------------------------------------------------------------------------
 
@@ -274,8 +285,14 @@ class SlackBot:
 
     def answer_command(self, body: dict[str, Any], respond: Respond) -> None:
         channel = str(body.get("channel_id", ""))
-        question = Question(question_text(str(body.get("text", "")), None), str(body.get("user_id", "")),
-                            channel, "", "", in_thread=False)
+        question = Question(
+            question_text(str(body.get("text", "")), None),
+            str(body.get("user_id", "")),
+            channel,
+            "",
+            "",
+            in_thread=False,
+        )
         if not self.pool.submit(lambda: self._answer_command(question, respond)):
             self._respond(respond, notice_message(BUSY_MESSAGE))
 
@@ -306,16 +323,14 @@ class SlackBot:
 
     # -- feedback --------------------------------------------------------------------------------------
 
-    def on_vote(self, ack: Callable[[], None], body: dict[str, Any], action: dict[str, Any],
-                respond: Respond) -> None:
+    def on_vote(self, ack: Callable[[], None], body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
         vote = 1 if action.get("action_id") == VOTE_UP else -1
         user = str((body.get("user") or {}).get("id", ""))
         channel = (body.get("channel") or {}).get("id")
         message_ts = (body.get("container") or {}).get("message_ts")
         try:
-            self.feedback.record_vote(str(action.get("value", "")), user, vote, channel=channel,
-                                      message_ts=message_ts)
+            self.feedback.record_vote(str(action.get("value", "")), user, vote, channel=channel, message_ts=message_ts)
         except Exception:
             log.exception("storing a vote from %s on %s failed", user, action.get("value"))
             text = VOTE_FAILED_MESSAGE
@@ -380,8 +395,9 @@ class SlackBot:
         return self._post(channel, question.thread_ts, message)
 
 
-def create_slack_app(settings: Settings, ask: AskFn, feedback_store: FeedbackStore,
-                     client: WebClient | None = None) -> App:
+def create_slack_app(
+    settings: Settings, ask: AskFn, feedback_store: FeedbackStore, client: WebClient | None = None
+) -> App:
     """A Bolt App answering with `ask`; `client` defaults to one for `settings.slack` (bot token, api_url).
 
     Building it calls auth.test once (Bolt verifies the token). In Socket Mode no signing secret is needed;

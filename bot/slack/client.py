@@ -88,11 +88,14 @@ def check_startup(settings: SlackSettings, *, http: bool) -> None:
     if settings.bot_token is None:
         raise SlackStartupError(NO_BOT_TOKEN)
     if http and settings.signing_secret is None:
-        raise SlackStartupError("HTTP mode needs SLACK_SIGNING_SECRET (the app's Basic Information page) to "
-                                "verify requests.")
+        raise SlackStartupError(
+            "HTTP mode needs SLACK_SIGNING_SECRET (the app's Basic Information page) to verify requests."
+        )
     if not http and settings.app_token is None:
-        raise SlackStartupError("Socket Mode needs SLACK_APP_TOKEN (an xapp-… app-level token with "
-                                "connections:write); or run `byline slack --http --port N` for HTTP mode.")
+        raise SlackStartupError(
+            "Socket Mode needs SLACK_APP_TOKEN (an xapp-… app-level token with "
+            "connections:write); or run `byline slack --http --port N` for HTTP mode."
+        )
 
 
 def verify_bot_token(client: WebClient) -> dict[str, Any]:
@@ -101,8 +104,10 @@ def verify_bot_token(client: WebClient) -> dict[str, Any]:
         result = client.auth_test()
     except SlackApiError as e:
         error = e.response.get("error", "unknown_error")
-        raise SlackStartupError(f"Slack rejected the bot token at auth.test ({error}); check SLACK_BOT_TOKEN "
-                                "and that the app is installed in the workspace.") from None
+        raise SlackStartupError(
+            f"Slack rejected the bot token at auth.test ({error}); check SLACK_BOT_TOKEN "
+            "and that the app is installed in the workspace."
+        ) from None
     except OSError as e:
         raise SlackStartupError(f"could not reach the Slack Web API at {client.base_url}: {e}") from None
     return dict(result.data) if isinstance(result.data, dict) else {}

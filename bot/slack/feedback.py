@@ -45,13 +45,22 @@ class FeedbackStore:
                 """INSERT INTO slack_answers (id, question, answer, refused, citations, channel, ts, thread_ts,
                        user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET ts = excluded.ts""",
-                (posted.answer_id, answer.question, answer.text, int(answer.refused), citations, posted.channel,
-                 posted.ts, posted.thread_ts, posted.user, _now()),
+                (
+                    posted.answer_id,
+                    answer.question,
+                    answer.text,
+                    int(answer.refused),
+                    citations,
+                    posted.channel,
+                    posted.ts,
+                    posted.thread_ts,
+                    posted.user,
+                    _now(),
+                ),
             )
             self.conn.commit()
 
-    def record_vote(self, answer_id: str, user: str, vote: int, *, channel: str | None,
-                    message_ts: str | None) -> None:
+    def record_vote(self, answer_id: str, user: str, vote: int, *, channel: str | None, message_ts: str | None) -> None:
         """Store a click; a user's later click on the same answer replaces their earlier one."""
         if vote not in (-1, 1):
             raise ValueError(f"vote must be -1 or 1, not {vote!r}")

@@ -20,8 +20,9 @@ class Deduplicator:
     The memory is per process: several instances behind a load balancer need a shared store instead.
     """
 
-    def __init__(self, ttl: float = 3600.0, max_keys: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float = 3600.0, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl
         self.max_keys = max_keys
         self._clock = clock
