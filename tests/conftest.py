@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from bot.app import Byline
 from bot.settings import Settings, load_settings
@@ -91,6 +92,22 @@ def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, e
     instance = Byline(load_settings())
     instance.__dict__["embedder"] = embedder
     return instance
+
+
+@pytest.fixture
+def cli_runner(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """typer's runner for `bot.cli.app`, every Byline it builds sharing the session's loaded model."""
+    import bot.cli
+
+    real_open = bot.cli.open_byline
+
+    def open_with_shared_model(settings: Settings) -> Byline:
+        byline = real_open(settings)
+        byline.__dict__["embedder"] = embedder
+        return byline
+
+    monkeypatch.setattr(bot.cli, "open_byline", open_with_shared_model)
+    return CliRunner()
 
 
 def free_port() -> int:

@@ -12,23 +12,11 @@ from conftest import SEED_ARTICLE
 from typer.testing import CliRunner
 
 from bot.cli import app
-from ingest.embedding import Embedder
 
 
 @pytest.fixture
-def runner(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    # Reuse the session's loaded model in every Byline the CLI builds.
-    import bot.cli
-
-    real_open = bot.cli.open_byline
-
-    def open_with_shared_model(settings):  # type: ignore[no-untyped-def]
-        byline = real_open(settings)
-        byline.__dict__["embedder"] = embedder
-        return byline
-
-    monkeypatch.setattr(bot.cli, "open_byline", open_with_shared_model)
-    return CliRunner()
+def runner(cli_runner: CliRunner) -> CliRunner:
+    return cli_runner
 
 
 def test_help_is_instant_and_imports_nothing_heavy() -> None:

@@ -16,7 +16,6 @@ from bot.cli import app
 from evals.datasets import load_questions
 from evals.report import compare_with_baseline
 from evals.runner import resolve_gold, run_questions
-from ingest.embedding import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
 # Notre Dame fire, Kipchoge's marathon, and The Hill article (evidence by path).
@@ -26,18 +25,8 @@ KIPCHOGE = "https://en.wikinews.org/wiki/Eliud_Kipchoge_of_Kenya_runs_marathon_u
 
 
 @pytest.fixture
-def runner(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    import bot.cli
-
-    real_open = bot.cli.open_byline
-
-    def open_with_shared_model(settings):  # type: ignore[no-untyped-def]
-        byline = real_open(settings)
-        byline.__dict__["embedder"] = embedder
-        return byline
-
-    monkeypatch.setattr(bot.cli, "open_byline", open_with_shared_model)
-    return CliRunner()
+def runner(cli_runner: CliRunner) -> CliRunner:
+    return cli_runner
 
 
 @pytest.fixture

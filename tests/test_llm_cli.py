@@ -68,10 +68,8 @@ def small_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> 
 
 @pytest.fixture
 def runner(
-    small_home: Path, tmp_path: Path, embedder: Embedder, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+    small_home: Path, tmp_path: Path, cli_runner: CliRunner, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> CliRunner:
-    import bot.cli
-
     home = tmp_path / "home"
     shutil.copytree(small_home, home)
     monkeypatch.setenv("BYLINE_HOME", str(home))
@@ -79,15 +77,7 @@ def runner(
     monkeypatch.setenv("BYLINE_LLM_PROVIDER", "openai")
     monkeypatch.setenv("BYLINE_LLM_BASE_URL", server.base_url)
     monkeypatch.setenv("BYLINE_LLM_RETRY_BACKOFF", "0.01")
-    real_open = bot.cli.open_byline
-
-    def open_with_shared_model(settings):  # type: ignore[no-untyped-def]
-        byline = real_open(settings)
-        byline.__dict__["embedder"] = embedder
-        return byline
-
-    monkeypatch.setattr(bot.cli, "open_byline", open_with_shared_model)
-    return CliRunner()
+    return cli_runner
 
 
 def test_ask_json_gives_a_checked_llm_answer(runner: CliRunner, server: FakeOpenAI) -> None:
