@@ -117,7 +117,7 @@ class BylineRetriever(BaseRetriever):
         fused = fuse(
             [dense, lexical], [settings.dense_weight, settings.lexical_weight], settings.fusion, settings.rrf_k
         )
-        rows = self.store.catalog.chunk_rows(collection, [chunk_id for chunk_id, _ in fused])
+        rows = self.store.chunk_rows([chunk_id for chunk_id, _ in fused])
         dense_scores, lexical_scores = dict(dense), dict(lexical)
         passages = []
         for chunk_id, score in fused:
