@@ -3,16 +3,20 @@
 Write order keeps every article whole: mark pending in the catalog, upsert the new version's vectors (ids carry
 the content hash, so they sit beside the old ones), switch the catalog over in one transaction, then delete the
 old vectors. A crash at any point leaves the old or the new version readable; `reconcile` sweeps leftovers.
+A writer holds the home's write lock from the pending mark to the end, so another process opening the index
+(an asker, a second ingest) never mistakes a write in flight for a dead one's leftovers.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from bot.models import SearchFilters, source_key
 from bot.settings import Settings
@@ -50,6 +54,14 @@ class Store:
         stamp = f"{settings.embedding.model}|{self.plan.max_tokens}|{self.plan.overlap_sentences}|{CHUNKER_VERSION}"
         # One collection per (model, chunk settings): vectors of different shapes never mix.
         self.collection_name = "byline-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]
+        # An OS lock, so it dies with its process: a crashed writer never blocks the next one.
+        self.write_lock = FileLock(settings.home / "write.lock")
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the home's write lock; another process's write in progress waits for it."""
+        with self.write_lock:
+            yield
 
     @cached_property
     def client(self) -> ClientAPI:
@@ -98,15 +110,25 @@ class Store:
         return collection
 
     def _reconcile(self, collection: Collection) -> None:
-        """Finish what an interrupted write left: drop vectors of versions the catalog does not hold."""
-        pending = self.catalog.pending(self.collection_name)
-        for article_id, current in pending:
-            where: dict[str, Any] = {"article_id": article_id}
-            if current is not None:
-                where = {"$and": [where, {"hash": {"$ne": current[:12]}}]}
-            collection.delete(where=where)
-        if pending:
-            self.catalog.clear_pending(self.collection_name, [a for a, _ in pending])
+        """Finish what an interrupted write left: drop vectors of versions the catalog does not hold.
+
+        Skipped while another process holds the write lock: its pending rows are a write in flight, not leftovers.
+        """
+        try:
+            self.write_lock.acquire(timeout=0)
+        except Timeout:
+            return
+        try:
+            pending = self.catalog.pending(self.collection_name)
+            for article_id, current in pending:
+                where: dict[str, Any] = {"article_id": article_id}
+                if current is not None:
+                    where = {"$and": [where, {"hash": {"$ne": current[:12]}}]}
+                collection.delete(where=where)
+            if pending:
+                self.catalog.clear_pending(self.collection_name, [a for a, _ in pending])
+        finally:
+            self.write_lock.release()
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -127,23 +149,24 @@ class Store:
         if len(chunks) != len(vectors) or (embed_hashes is not None and len(embed_hashes) != len(chunks)):
             raise ValueError("one vector (and embed hash) per chunk expected")
         collection = self.collection
-        self.catalog.mark_pending(self.collection_name, [a for a, _ in written])
         by_id = {a.id: a for a, _ in written}
         metadatas = [self._metadata(by_id[c.article_id], c) for c in chunks]
         for meta, embed_hash in zip(metadatas, embed_hashes or (), strict=False):
             meta["embed_hash"] = embed_hash
         # One upsert per server request limit: Chroma caps a batch (about 5k rows on the embedded store).
         step = self.max_batch
-        for i in range(0, len(chunks), step):
-            collection.upsert(
-                ids=[c.id for c in chunks[i : i + step]],
-                embeddings=vectors[i : i + step],
-                documents=[c.text for c in chunks[i : i + step]],
-                metadatas=metadatas[i : i + step],  # type: ignore[arg-type]
-            )
-        stale = self.catalog.commit_articles(self.collection_name, written)
-        for i in range(0, len(stale), step):
-            collection.delete(ids=stale[i : i + step])
+        with self.writing():
+            self.catalog.mark_pending(self.collection_name, [a for a, _ in written])
+            for i in range(0, len(chunks), step):
+                collection.upsert(
+                    ids=[c.id for c in chunks[i : i + step]],
+                    embeddings=vectors[i : i + step],
+                    documents=[c.text for c in chunks[i : i + step]],
+                    metadatas=metadatas[i : i + step],  # type: ignore[arg-type]
+                )
+            stale = self.catalog.commit_articles(self.collection_name, written)
+            for i in range(0, len(stale), step):
+                collection.delete(ids=stale[i : i + step])
 
     @cached_property
     def max_batch(self) -> int:
@@ -202,12 +225,12 @@ class Store:
         if not ids:
             return [], missing
         collection = self.collection
-        for article_id in ids:
-            self.catalog.mark_pending(self.collection_name, [_placeholder(article_id)])
-        self.catalog.delete_articles(ids)
-        # Vectors in other collections (other models) are orphans the catalog no longer returns.
-        collection.delete(where={"article_id": {"$in": list(ids)}})  # type: ignore[dict-item]
-        self.catalog.clear_pending(self.collection_name, ids)
+        with self.writing():
+            self.catalog.mark_pending(self.collection_name, [_placeholder(article_id) for article_id in ids])
+            self.catalog.delete_articles(ids)
+            # Vectors in other collections (other models) are orphans the catalog no longer returns.
+            collection.delete(where={"article_id": {"$in": list(ids)}})  # type: ignore[dict-item]
+            self.catalog.clear_pending(self.collection_name, ids)
         return ids, missing
 
     # -- reading ---------------------------------------------------------------------------------------

@@ -142,6 +142,27 @@ def test_interrupted_write_keeps_old_version_and_next_open_sweeps(
     assert chroma_ids(reopened) == catalog_ids(reopened)
 
 
+def test_opening_the_index_during_another_write_leaves_that_write_alone(
+    byline: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An asker starting while an ingest is between its vector upsert and catalog switch (seen under CI load)."""
+    path = write_article(tmp_path, "zoo.txt", "Zoo gets pandas", "The city zoo received two giant pandas on Monday.")
+    switch = byline.catalog.commit_articles
+    openers: list[Byline] = []
+
+    def another_process_opens_first(*args: object, **kwargs: object) -> list[str]:
+        asker = Byline(byline.settings)
+        asker.__dict__["embedder"] = embedder
+        asker.store.collection  # noqa: B018 - opening is when leftovers are swept
+        openers.append(asker)
+        return switch(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(byline.catalog, "commit_articles", another_process_opens_first)
+    assert byline.ingest([str(path)]).added == 1
+    assert openers and chroma_ids(byline) == catalog_ids(byline) != set()
+    assert "pandas" in openers[0].ask("What did the zoo receive?").text
+
+
 def test_ask_json_shape_and_quotes_are_exact(seeded: Byline) -> None:
     answer = seeded.ask("Why did Jack Dorsey call Ilhan Omar?")
     data = json.loads(json.dumps(answer.to_dict()))

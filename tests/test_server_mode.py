@@ -160,6 +160,7 @@ def test_an_ingester_and_an_asker_share_one_server(chroma_url: str, tmp_path: Pa
     asked = subprocess.run(
         [str(BYLINE), "ask", "--json", "What happened in Magnitogorsk?"], env=env, capture_output=True, text=True
     )
+    assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert not answer["refused"] and "Magnitogorsk" in json.dumps(answer["citations"])
 
