@@ -107,6 +107,29 @@ def test_lexical_index_follows_update_and_forget(news: Byline, tmp_path: Path) -
     assert lexical(news, "okonkwo") == [] and orchestra not in lexical(news, "orchestra") and in_step(news)
 
 
+def test_lexical_hits_of_another_collection_never_crowd_out_this_ones(
+    news: Byline, embedder: Embedder, tmp_path: Path
+) -> None:
+    """One catalog, two collections (another chunk size): BM25 ranks inside FTS5, which holds both."""
+    other = Byline(
+        news.settings.model_copy(update={"chunk": news.settings.chunk.model_copy(update={"max_tokens": 64})})
+    )
+    other.__dict__["embedder"] = embedder
+    assert other.store.collection_name != news.store.collection_name
+    harbour = [
+        {"title": f"Harbour harbour {n}", "text": f"Harbour bridge, harbour bridge, harbour bridge {n}."}
+        for n in range(12)
+    ]
+    assert other.ingest([str(write_jsonl(tmp_path / "harbour.jsonl", harbour))]).added == 12
+    alpha, beta = (
+        news.catalog.resolve("https://alpha.example/harbour"),
+        news.catalog.resolve("https://beta.example/harbour"),
+    )
+    hits = news.catalog.lexical_search(news.store.collection_name, ["harbour", "bridge"], 2)
+    rows = news.catalog.chunk_rows(news.store.collection_name, [chunk_id for chunk_id, _ in hits])
+    assert sorted(rows[chunk_id].article_id for chunk_id, _ in hits) == sorted(alpha + beta)
+
+
 def test_title_change_reaches_the_lexical_index(news: Byline, tmp_path: Path) -> None:
     renamed = dict(ARTICLES[2], title="Vienna-born conductor to lead orchestra")
     news.ingest([str(write_jsonl(tmp_path / "renamed.jsonl", [renamed]))])
