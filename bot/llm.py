@@ -54,17 +54,17 @@ def model_name(settings: LLMSettings) -> str:
     return name
 
 
-def check_llm_settings(settings: LLMSettings) -> None:
-    """Refuse settings that cannot reach a model, before any question is asked."""
+def check_llm_settings(settings: LLMSettings, wanted_by: str = "BYLINE_ANSWERER=llm") -> None:
+    """Refuse settings that cannot reach a model, before any question is asked; `wanted_by` opens the message."""
     model_name(settings)
     key_var = _KEY_ENV.get(settings.provider)
     if settings.provider == "openai" and settings.api_key is None and not settings.base_url:
         raise ConfigError(
-            "BYLINE_ANSWERER=llm with provider openai needs OPENAI_API_KEY (or BYLINE_LLM_API_KEY), "
+            f"{wanted_by} with provider openai needs OPENAI_API_KEY (or BYLINE_LLM_API_KEY), "
             "or BYLINE_LLM_BASE_URL for an OpenAI-compatible server"
         )
     if settings.provider == "anthropic" and settings.api_key is None:
-        raise ConfigError(f"BYLINE_ANSWERER=llm with provider anthropic needs {key_var} (or BYLINE_LLM_API_KEY)")
+        raise ConfigError(f"{wanted_by} with provider anthropic needs {key_var} (or BYLINE_LLM_API_KEY)")
 
 
 def build_chat_model(settings: LLMSettings) -> BaseChatModel:
