@@ -1,5 +1,7 @@
 """`byline eval`: run a question set or a BEIR directory through Byline and report the metrics.
 
+When the answerer is the LLM (or `--judge` asks), the configured model also judges every answer's correctness
+and faithfulness; those figures are reported in their own "judged by" block. BEIR runs are retrieval-only.
 Exit status: 0 done, 1 a metric fell below the baseline by more than the tolerance, 2 bad input, 130 Ctrl-C.
 """
 
@@ -19,7 +21,8 @@ import typer
 if TYPE_CHECKING:
     from bot.app import Byline
     from bot.settings import Settings
-    from evals.report import Comparison
+    from evals.judge import Judge
+    from evals.report import Baseline, Comparison
     from evals.runner import EvalResult, ProgressFn
 
 EXIT_REGRESSED = 1
@@ -58,6 +61,14 @@ def eval_command(
         Path | None, typer.Option(help="A saved --json result; exit 1 when a metric drops below it.")
     ] = None,
     tolerance: Annotated[float, typer.Option(min=0, help="Largest drop allowed against --baseline.")] = 0.02,
+    judge: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge/--no-judge",
+            help="Have the configured model judge each answer's correctness and faithfulness "
+            "(default: when the answerer is the LLM).",
+        ),
+    ] = None,
 ) -> None:
     """Measure retrieval, answers, citations and refusals on a question set, or retrieval on a BEIR set."""
     from bot.cli import fail, open_byline, settings_from, user_errors
@@ -68,6 +79,8 @@ def eval_command(
         fail("give a question set (SET.jsonl) or --beir DIR, not both", EXIT_USAGE)
     if beir is not None and (articles or use_store):
         fail("--beir builds its own index from the corpus: drop --articles/--store", EXIT_USAGE)
+    if beir is not None and judge:
+        fail("--beir runs are retrieval-only, with no answers to judge: drop --judge", EXIT_USAGE)
     if dataset is not None and bool(articles) == use_store:
         fail("say which articles to ask: --articles FILE|DIR (throwaway store) or --store", EXIT_USAGE)
     try:
@@ -86,13 +99,15 @@ def eval_command(
     settings = settings_from(ctx)
     started_at, started = datetime.now(UTC), time.perf_counter()
     with user_errors(), _store_settings(settings, throwaway=not use_store) as run_settings:
+        # Before any ingest, so that a model that cannot be set up stops the run at once.
+        judging = _judge(run_settings, judge) if beir is None else None
         byline = open_byline(run_settings)
         try:
             if beir is not None:
                 result = _run_beir(byline, beir, split, limit)
             else:
                 assert dataset is not None
-                result = _run_questions(byline, dataset, questions, articles or [], k)
+                result = _run_questions(byline, dataset, questions, articles or [], k, judging)
         except DatasetError as exc:
             fail(str(exc), EXIT_USAGE)
     result.config.update(
@@ -122,8 +137,25 @@ def _store_settings(settings: Settings, *, throwaway: bool) -> Iterator[Settings
         yield throwaway_settings(settings, Path(home))
 
 
+def _judge(settings: Settings, asked: bool | None) -> tuple[str, Judge] | None:
+    """The judging model's name and the judge, when the answerer is the LLM or --judge asks; else None."""
+    if not (asked if asked is not None else settings.answerer == "llm"):
+        return None
+    from bot.llm import check_llm_settings
+    from evals.judge import build_judge, judge_model
+
+    if asked:  # with an extractive answerer nothing else needs the model: say it is --judge that does
+        check_llm_settings(settings.llm, wanted_by="--judge")
+    return judge_model(settings.llm), build_judge(settings)
+
+
 def _run_questions(
-    byline: Byline, dataset: Path, questions: list[Any], articles: list[Path], k: int | None
+    byline: Byline,
+    dataset: Path,
+    questions: list[Any],
+    articles: list[Path],
+    k: int | None,
+    judging: tuple[str, Judge] | None,
 ) -> EvalResult:
     from bot.cli import fail
     from evals.runner import ingest_summary, resolve_gold, run_questions, settings_config
@@ -145,8 +177,9 @@ def _run_questions(
     if unresolved:
         shown = ", ".join(unresolved[:3]) + (" ..." if len(unresolved) > 3 else "")
         typer.echo(f"warning: {len(unresolved)} evidence article(s) not in the store: {shown}", err=True)
-    with _progress("asking") as progress:
-        result = run_questions(byline, questions, gold, k=k, progress=progress)
+    judge_model, judge = judging or ("", None)
+    with _progress("asking and judging" if judge else "asking") as progress:
+        result = run_questions(byline, questions, gold, k=k, judge=judge, judge_model=judge_model, progress=progress)
     result.config.update(config | settings_config(byline.settings) | {"unresolved_evidence": unresolved})
     return result
 
@@ -214,16 +247,25 @@ def _counter(progress: ProgressFn, total: int | None = None) -> Callable[[int, s
 
 def _finish(
     result: EvalResult,
-    baseline: dict[str, float] | None,
+    baseline: Baseline | None,
     tolerance: float,
     json_out: Path | None,
     predictions: Path | None,
     report: Path | None,
 ) -> None:
-    from evals.report import compare_with_baseline, write_json, write_predictions, write_report
+    from evals.report import gate, judge_not_compared, write_json, write_predictions, write_report
 
-    comparisons = compare_with_baseline(result.metrics, baseline, tolerance) if baseline else None
+    comparisons = gate(result, baseline, tolerance) if baseline else None
     _print_table(result, comparisons)
+    if baseline and (note := judge_not_compared(result, baseline)):
+        typer.echo(f"note: {note}", err=True)
+    if result.judge and result.judge.failures:
+        failed = [p for p in result.predictions if "error" in p.get("judge", {})]
+        typer.echo(
+            f"warning: the judge gave no verdict on {result.judge.failures} question(s), left out of its rates "
+            f"(first: {failed[0]['id']}: {failed[0]['judge']['error']})",
+            err=True,
+        )
     if result.interrupted:
         typer.echo(
             f"interrupted: {result.config['scored']} of {result.config['total']} scored; no files written",
@@ -245,22 +287,36 @@ def _finish(
 
 def _print_table(result: EvalResult, comparisons: list[Comparison] | None) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    from evals.report import metrics_table_rows
+    from evals.report import judge_table_rows, metrics_table_rows
 
     config = result.config
-    table = Table(title=f"{config.get('set')}: {config.get('scored')} of {config.get('total')} scored")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    if comparisons is not None:
-        table.add_column("vs baseline", justify="right")
-    for name, value, change in metrics_table_rows(result, comparisons):
-        style = "red" if "REGRESSED" in change or change == "missing" else None
-        table.add_row(name, value, *([change] if comparisons is not None else []), style=style)
-    Console(soft_wrap=True).print(table)
+    console = Console(soft_wrap=True)
+    title = f"{config.get('set')}: {config.get('scored')} of {config.get('total')} scored"
+    console.print(_table(title, "metric", metrics_table_rows(result, comparisons), comparisons is not None))
+    if result.judge is not None:
+        judged = result.judge
+        title = f"judged by {judged.model}: rates over {judged.verdicts} verdict(s), {judged.failures} failure(s)"
+        console.print(_table(title, "figure", judge_table_rows(judged, comparisons), comparisons is not None))
     summary = [f"{config['articles']} articles" if isinstance(config.get("articles"), int) else None]
     if "ingest_seconds" in config:
         summary.append(f"ingest {config['ingest_seconds']} s")
+    if "judge_seconds" in config:
+        summary.append(f"judging {config['judge_seconds']} s")
     summary.append(f"wall {config.get('wall_seconds')} s")
     typer.echo(" · ".join(s for s in summary if s))
+
+
+def _table(title: str, first: str, rows: list[tuple[str, str, str]], compared: bool) -> Any:
+    """A rich table of (name, value, change vs baseline) rows; the change column only against a baseline."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(first)
+    table.add_column("value", justify="right")
+    if compared:
+        table.add_column("vs baseline", justify="right")
+    for name, value, change in rows:
+        style = "red" if "REGRESSED" in change or change == "missing" else None
+        table.add_row(name, value, *([change] if compared else []), style=style)
+    return table

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from bot.citations import strip_markers
 from bot.context import fit_sources
-from bot.llm import ChatClient, LLMError
+from bot.llm import ChatClient, LLMError, model_name
 from prompts import render_prompt
 
 if TYPE_CHECKING:
     from bot.models import Passage
-    from bot.settings import Settings
+    from bot.settings import LLMSettings, Settings
 
 Verdict = dict[str, bool]
 Judge = Callable[[str, Sequence[str], str, Sequence["Passage"]], Verdict]
@@ -35,6 +35,11 @@ class JudgeError(RuntimeError):
 def build_judge(settings: Settings) -> Judge:
     """A judge bound to the configured model; ConfigError when none can be set up."""
     return partial(judge_answer, client=ChatClient(settings.llm))
+
+
+def judge_model(settings: LLMSettings) -> str:
+    """The judging model as reports name it: provider:model, as langchain's init_chat_model spells it."""
+    return f"{settings.provider}:{model_name(settings)}"
 
 
 def judge_answer(

@@ -1,4 +1,8 @@
-"""What an eval run leaves behind: the baseline gate, the Markdown report and its chart."""
+"""What an eval run leaves behind: the baseline gate, the Markdown report and its chart.
+
+The judge's figures depend on the judging model, so the gate compares them only with a baseline judged by the
+same model; otherwise they are reported, with a note saying why they were not compared.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from evals.runner import EvalResult
+from evals.runner import JUDGED_RATES, EvalResult, JudgeSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +35,17 @@ def gated(name: str) -> bool:
     return not name.startswith("latency_")
 
 
-def load_baseline(path: Path) -> dict[str, float]:
-    """The numeric metrics of a saved `--json` result."""
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A saved `--json` result: its numeric metrics, and the judge's rates with the model that judged them."""
+
+    metrics: dict[str, float]
+    judge_model: str | None = None
+    judged: dict[str, float] = field(default_factory=dict)
+
+
+def load_baseline(path: Path) -> Baseline:
+    """The figures of a saved `--json` result."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -42,7 +55,14 @@ def load_baseline(path: Path) -> dict[str, float]:
     metrics = data.get("metrics") if isinstance(data, dict) else None
     if not isinstance(metrics, dict):
         raise ValueError(f'{path}: not an eval result (expected {{"metrics": {{...}}, "config": {{...}}}})')
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    judge = data.get("judge")
+    if not isinstance(judge, dict):
+        return Baseline(_numbers(metrics))
+    return Baseline(_numbers(metrics), str(judge.get("model")), _numbers({k: judge.get(k) for k in JUDGED_RATES}))
+
+
+def _numbers(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def compare_with_baseline(
@@ -57,6 +77,35 @@ def compare_with_baseline(
         now = None if value is None else round(value, 4)  # as saved, so an unchanged run shows +0.000
         out.append(Comparison(name, before, now, now is None or now < before - tolerance))
     return out
+
+
+def judged_name(rate: str) -> str:
+    """How a judge rate is named in comparisons: the path of its value in the `--json` output."""
+    return f"judge.{rate}"
+
+
+def judge_not_compared(result: EvalResult, baseline: Baseline) -> str | None:
+    """Why the baseline's judge rates are left out of the gate, or None when they are compared (or absent)."""
+    if not baseline.judged:
+        return None
+    if result.judge is None:
+        return f"judge figures not compared: the baseline was judged by {baseline.judge_model}, this run was not judged"
+    if result.judge.model != baseline.judge_model:
+        return (
+            f"judge figures not compared: the baseline was judged by {baseline.judge_model}, "
+            f"this run by {result.judge.model}"
+        )
+    return None
+
+
+def gate(result: EvalResult, baseline: Baseline, tolerance: float) -> list[Comparison]:
+    """The gated metrics against the baseline, and the judge's rates when the same model judged both runs."""
+    comparisons = compare_with_baseline(result.metrics, baseline.metrics, tolerance)
+    if result.judge is None or judge_not_compared(result, baseline):
+        return comparisons
+    current = {judged_name(rate): value for rate, value in result.judge.rates().items()}
+    before = {judged_name(rate): value for rate, value in baseline.judged.items()}
+    return comparisons + compare_with_baseline(current, before, tolerance)
 
 
 @contextmanager
@@ -141,11 +190,12 @@ def write_chart(path: Path, result: EvalResult, baseline: dict[str, float] | Non
 def write_report(
     directory: Path,
     result: EvalResult,
-    baseline: dict[str, float] | None = None,
+    saved: Baseline | None = None,
     comparisons: list[Comparison] | None = None,
 ) -> Path:
-    """DIR/report.md with the metrics, a chart (DIR/metrics.png) and the per-question misses."""
+    """DIR/report.md with the metrics, a chart (DIR/metrics.png), the judge's figures and the per-question misses."""
     directory.mkdir(parents=True, exist_ok=True)
+    baseline = saved.metrics if saved else None
     write_chart(directory / "metrics.png", result, baseline)
     config = result.config
     lines = [f"# Byline eval: {config.get('set', '')}", ""]
@@ -171,7 +221,10 @@ def write_report(
         if compared and compared.delta is not None:
             change = f"{compared.delta:+.3f}" + (" **regressed**" if compared.regressed else "")
         lines.append(f"| {name} | {_fmt(value, name)} | {before} | {change} |")
-    lines += ["", "![metrics](metrics.png)", "", f"## Misses ({len(result.misses)})", ""]
+    lines += ["", "![metrics](metrics.png)", ""]
+    if result.judge is not None:
+        lines += _judge_section(result, result.judge, saved, by_name)
+    lines += [f"## Misses ({len(result.misses)})", ""]
     if result.misses:
         lines += ["| id | question | expected | got | why |", "|---|---|---|---|---|"]
         lines += [
@@ -187,15 +240,67 @@ def write_report(
     return report
 
 
+def _judge_section(
+    result: EvalResult, judge: JudgeSummary, saved: Baseline | None, by_name: dict[str, Comparison]
+) -> list[str]:
+    """The judge's block of report.md: its rates against the baseline's, then the answers it faulted."""
+    latency = [result.metrics.get(f"latency_judge_p{p}_ms") for p in (50, 95)]
+    lines = [
+        f"## Judged by {judge.model}",
+        "",
+        f"Rates over the {judge.verdicts} question(s) the judge gave a verdict on; {judge.failures} judge "
+        f"failure(s). Judge latency p50 {_fmt(latency[0], 'latency_')} ms, p95 {_fmt(latency[1], 'latency_')} ms.",
+        "",
+    ]
+    if saved is not None and (note := judge_not_compared(result, saved)):
+        lines += [f"The {note}.", ""]
+    lines += ["| figure | value | baseline | change |", "|---|---:|---:|---:|"]
+    for rate, value in judge.rates().items():
+        compared = by_name.get(judged_name(rate))
+        before = _fmt(compared.baseline) if compared else ""
+        change = ""
+        if compared and compared.delta is not None:
+            change = f"{compared.delta:+.3f}" + (" **regressed**" if compared.regressed else "")
+        lines.append(f"| {rate} | {_fmt(value)} | {before} | {change} |")
+    lines += [f"| verdicts | {judge.verdicts} | | |", f"| failures | {judge.failures} | | |", ""]
+    faulted = [p for p in result.predictions if _judge_fault(p.get("judge"))]
+    lines += [f"### Answers the judge faulted, and judge failures ({len(faulted)})", ""]
+    if not faulted:
+        return [*lines, "None.", ""]
+    lines += ["| id | question | answer | judge |", "|---|---|---|---|"]
+    lines += [
+        f"| {_cell(p['id'])} | {_cell(p['question'])} | {_cell(p['answer'])} | {_cell(_judge_fault(p['judge']))} |"
+        for p in faulted
+    ]
+    return [*lines, ""]
+
+
+def _judge_fault(judged: dict[str, Any] | None) -> str:
+    """What the judge found wrong with one answer ('' when nothing, or when it was not judged)."""
+    if not judged:
+        return ""
+    if "error" in judged:
+        return str(judged["error"])
+    return ", ".join(
+        fault for fault, ok in (("incorrect", judged["correct"]), ("unfaithful", judged["faithful"])) if not ok
+    )
+
+
+def _change(compared: Comparison | None) -> str:
+    if compared is None:
+        return ""
+    change = "missing" if compared.delta is None else f"{compared.delta:+.3f}"
+    return change + (" REGRESSED" if compared.regressed else "")
+
+
 def metrics_table_rows(result: EvalResult, comparisons: list[Comparison] | None) -> list[tuple[str, str, str]]:
     """(metric, value, change vs baseline) for the terminal table."""
     by_name = {c.name: c for c in comparisons or []}
-    rows = []
-    for name, value in result.metrics.items():
-        compared = by_name.get(name)
-        change = ""
-        if compared:
-            change = "missing" if compared.delta is None else f"{compared.delta:+.3f}"
-            change += " REGRESSED" if compared.regressed else ""
-        rows.append((name, _fmt(value, name), change))
-    return rows
+    return [(name, _fmt(value, name), _change(by_name.get(name))) for name, value in result.metrics.items()]
+
+
+def judge_table_rows(judge: JudgeSummary, comparisons: list[Comparison] | None) -> list[tuple[str, str, str]]:
+    """(figure, value, change vs baseline) for the terminal table's "judged by" block."""
+    by_name = {c.name: c for c in comparisons or []}
+    rows = [(rate, _fmt(value), _change(by_name.get(judged_name(rate)))) for rate, value in judge.rates().items()]
+    return [*rows, ("verdicts", str(judge.verdicts), ""), ("failures", str(judge.failures), "")]

@@ -1,6 +1,7 @@
 """Run an eval set through the facade users call (`Byline.ask`, `Byline.retriever.search`) and score it.
 
-Own-format sets: article- and evidence-level retrieval hits, answers, citations, refusals, latency per stage.
+Own-format sets: article- and evidence-level retrieval hits, answers, citations, refusals, latency per stage,
+and, when a judge is given, the model's verdicts on correctness and faithfulness (kept apart from the rest).
 BEIR directories: document-level nDCG@10, MRR@10, Recall@10/100 over a throwaway index of the corpus.
 A KeyboardInterrupt stops the loop cleanly: the result then holds what was measured so far.
 """
@@ -23,6 +24,7 @@ from evals.datasets import (
     load_beir_qrels,
     load_beir_queries,
 )
+from evals.judge import Judge, JudgeError, Verdict
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -62,9 +64,35 @@ class EvalResult:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
     interrupted: bool = False
+    judge: JudgeSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"metrics": {k: _round(v) for k, v in self.metrics.items()}, "config": self.config}
+        out: dict[str, Any] = {"metrics": {k: _round(v) for k, v in self.metrics.items()}}
+        if self.judge is not None:
+            out["judge"] = self.judge.to_json()
+        return out | {"config": self.config}
+
+
+# The judge's rates, as named in the "judge" object of `--json` output.
+JUDGED_RATES = ("correctness", "faithfulness")
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeSummary:
+    """What the judging model made of the answers: rates over the questions it gave a verdict on."""
+
+    model: str
+    correctness: float | None
+    faithfulness: float | None
+    verdicts: int
+    failures: int
+
+    def rates(self) -> dict[str, float | None]:
+        return {"correctness": self.correctness, "faithfulness": self.faithfulness}
+
+    def to_json(self) -> dict[str, Any]:
+        rates = {name: _round(value) for name, value in self.rates().items()}
+        return {"model": self.model, **rates, "verdicts": self.verdicts, "failures": self.failures}
 
 
 def _round(value: float | None) -> float | None:
@@ -87,6 +115,8 @@ class QuestionScore:
     citation_precision: float | None
     citation_recall: float | None
     timings_ms: dict[str, float]
+    verdict: Verdict | None = None
+    judge_error: str | None = None
 
 
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
@@ -148,6 +178,29 @@ def summarise_questions(scores: Sequence[QuestionScore]) -> dict[str, float | No
     return out
 
 
+def summarise_judged(scores: Sequence[QuestionScore], model: str) -> JudgeSummary:
+    """The judge's figures over the questions scored; a question it gave no verdict on counts as a failure."""
+    verdicts = [s.verdict for s in scores if s.verdict is not None]
+    return JudgeSummary(
+        model=model,
+        correctness=m.mean(float(v["correct"]) for v in verdicts),
+        faithfulness=m.mean(float(v["faithful"]) for v in verdicts),
+        verdicts=len(verdicts),
+        failures=sum(s.judge_error is not None for s in scores),
+    )
+
+
+def judge_question(judge: Judge, question: EvalQuestion, answer: Answer, score: QuestionScore) -> None:
+    """Record the judge's verdict on `answer` in `score`, or why there is none, and how long the judge took."""
+    started = time.perf_counter()
+    try:
+        # The passages the answerer was given: the only evidence the answer may draw on.
+        score.verdict = judge(question.question, question.answers, answer.text, answer.passages)
+    except JudgeError as exc:
+        score.judge_error = str(exc)
+    score.timings_ms["judge"] = (time.perf_counter() - started) * 1000
+
+
 def latency_metrics(timings: Iterable[dict[str, float]]) -> dict[str, float | None]:
     """p50 and p95 per stage, named latency_<stage>_p50_ms."""
     by_stage: dict[str, list[float]] = {}
@@ -192,9 +245,15 @@ def run_questions(
     gold: dict[str, dict[Evidence, frozenset[str]]],
     *,
     k: int | None = None,
+    judge: Judge | None = None,
+    judge_model: str = "",
     progress: ProgressFn = _quiet,
 ) -> EvalResult:
-    """Ask every question as a user would, score it; stops early, keeping what it has, on Ctrl-C."""
+    """Ask every question as a user would, score it; stops early, keeping what it has, on Ctrl-C.
+
+    With a `judge` (named `judge_model` in the reports) each answer is also judged; a question the judge
+    fails on is counted and the run goes on.
+    """
     scores: list[QuestionScore] = []
     predictions: list[dict[str, Any]] = []
     misses: list[Miss] = []
@@ -207,6 +266,9 @@ def run_questions(
             # `ask`, so that its timings, not this search, pay for embedding the question.
             ranked = byline.retriever.search(question.question, k=RANK_DEPTH)
             score = score_question(question, answer, ranked, gold[question.id])
+            if judge is not None:
+                progress(done - 1, len(questions), f"{question.id} (judging)")
+                judge_question(judge, question, answer, score)
             scores.append(score)
             predictions.append(_prediction(question, answer, ranked, score))
             if miss := _question_miss(question, answer, score):
@@ -214,18 +276,22 @@ def run_questions(
             progress(done, len(questions), question.id)
     except KeyboardInterrupt:
         interrupted = True
+    config: dict[str, Any] = {
+        "questions": len(questions),
+        "scored": len(scores),
+        "answerable": sum(s.answerable for s in scores),
+        "unanswerable": sum(not s.answerable for s in scores),
+    }
+    if judge is not None:
+        config["judge_seconds"] = round(sum(s.timings_ms.get("judge", 0.0) for s in scores) / 1000, 2)
     return EvalResult(
         kind="questions",
         metrics=summarise_questions(scores),
-        config={
-            "questions": len(questions),
-            "scored": len(scores),
-            "answerable": sum(s.answerable for s in scores),
-            "unanswerable": sum(not s.answerable for s in scores),
-        },
+        config=config,
         predictions=predictions,
         misses=misses,
         interrupted=interrupted,
+        judge=summarise_judged(scores, judge_model) if judge is not None else None,
     )
 
 
@@ -246,7 +312,7 @@ def _passage_json(passage: Passage) -> dict[str, Any]:
 def _prediction(
     question: EvalQuestion, answer: Answer, ranked: Sequence[Passage], score: QuestionScore
 ) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "id": question.id,
         "question": question.question,
         "answer": answer.text,
@@ -257,8 +323,13 @@ def _prediction(
         "gold_answers": list(question.answers),
         "correct": score.correct,
         "evidence_rank": _first_rank(score.evidence_flags),
-        "timings_ms": {stage: round(ms, 2) for stage, ms in answer.timings_ms.items()},
+        "timings_ms": {stage: round(ms, 2) for stage, ms in score.timings_ms.items()},
     }
+    if score.verdict is not None:
+        record["judge"] = dict(score.verdict)
+    elif score.judge_error is not None:
+        record["judge"] = {"error": score.judge_error}
+    return record
 
 
 def _first_rank(flags: Sequence[bool]) -> int | None:
