@@ -81,6 +81,13 @@ class RetrievalSettings(Group):
     title_weight: float = Field(
         1.0, ge=0, description="Weight of a match in the article title against one in the chunk text (BM25)."
     )
+    common_term_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="In indexes of 10,000+ chunks, BM25 leaves out query words found in more than this share of "
+        "chunks while rarer ones remain (they weigh little and cost most of the time); 1 keeps every word.",
+    )
     rerank_model: str | None = Field(None, description="Optional sentence-transformers CrossEncoder.")
     rerank_depth: int = Field(30, ge=1, description="Fused passages the cross-encoder rescores, when one is set.")
     recency: bool = Field(False, description="Prefer recent articles for 'latest'-style questions.")

@@ -16,6 +16,10 @@ from pathlib import Path
 from bot.models import SearchFilters, source_key
 from ingest.models import Article, Chunk, normalise_url
 
+# Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
+# truly common words.
+COMMON_TERMS_FROM = 10_000
+
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "001_articles_chunks",
@@ -182,6 +186,11 @@ class ChunkRow:
     published_at: str | None
 
 
+def _fts_any(terms: Sequence[str]) -> str:
+    """An FTS5 query matching any of the terms, each quoted so it is a phrase and never FTS5 syntax."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -195,6 +204,7 @@ class Catalog:
         self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.lock = threading.RLock()
+        self._fts_rows: tuple[tuple[int, int], int] | None = None  # (database version, rows in chunks_fts)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -381,14 +391,18 @@ class Catalog:
         n: int,
         filters: SearchFilters | None = None,
         title_weight: float = 1.0,
+        common_share: float = 1.0,
     ) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) of the current chunks matching any term, best first.
 
-        Each term is quoted, so it is matched as a phrase of its tokens and is never FTS5 syntax.
+        Each term is quoted, so it is matched as a phrase of its tokens and is never FTS5 syntax. In a large
+        index, terms matching more than `common_share` of all chunks are left out while rarer ones remain.
         """
         if not terms or n <= 0:
             return []
-        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        if common_share < 1 and len(terms) > 1:
+            terms = self._without_common(terms, common_share)
+        match = _fts_any(terms)
         where = ["c.collection = ?", "i.hash = a.hash"]
         params: list[object] = [collection]
         if filters and filters.sources:
@@ -423,6 +437,37 @@ class Catalog:
         with self.lock:
             rows = self.conn.execute(sql, (title_weight, match, *params, n)).fetchall()
         return [(row[0], float(row[1])) for row in rows]
+
+    def _without_common(self, terms: Sequence[str], share: float) -> Sequence[str]:
+        """`terms` less those in more than `share` of the chunks, unless none would be left.
+
+        Such a term has a BM25 weight near zero, yet scoring it means visiting every chunk it occurs in: in a
+        156k-chunk archive that was most of the query's time (SciFact nDCG@10 unchanged at share 0.2).
+        """
+        total = self._fts_row_count()
+        if total < COMMON_TERMS_FROM:
+            return terms
+        cap = int(share * total)
+        with self.lock:
+            kept = [
+                term
+                for term in terms
+                # Counting stops past the cap, so a very common term costs no more than a bounded scan.
+                if self.conn.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+                    (_fts_any([term]), cap + 1),
+                ).fetchone()[0]
+                <= cap
+            ]
+        return kept or terms
+
+    def _fts_row_count(self) -> int:
+        """Rows in the lexical index, counted again only after this or another connection wrote."""
+        with self.lock:
+            version = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
+            if self._fts_rows is None or self._fts_rows[0] != version:
+                self._fts_rows = (version, self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            return self._fts_rows[1]
 
     def _fts_has_more(self, match: str, than: int) -> bool:
         with self.lock:

@@ -130,6 +130,31 @@ def test_lexical_hits_of_another_collection_never_crowd_out_this_ones(
     assert sorted(rows[chunk_id].article_id for chunk_id, _ in hits) == sorted(alpha + beta)
 
 
+def test_common_words_are_left_out_of_bm25_in_a_large_index(
+    news: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest.catalog, "COMMON_TERMS_FROM", 1)  # this small index counts as large
+    catalog, collection = news.catalog, news.store.collection_name
+    (orchestra,) = catalog.resolve("https://beta.example/orchestra")
+
+    def articles(terms: list[str], share: float) -> set[str]:
+        hits = catalog.lexical_search(collection, terms, 50, common_share=share)
+        rows = catalog.chunk_rows(collection, [chunk_id for chunk_id, _ in hits])
+        return {rows[chunk_id].article_id for chunk_id, _ in hits}
+
+    # "harbour" is in several chunks, "vandermeer" in one: at a 1 % cap only the rare word is scored
+    assert len(articles(["harbour", "vandermeer"], 1.0)) >= 3
+    assert articles(["harbour", "vandermeer"], 0.01) == {orchestra}
+    assert len(articles(["harbour", "bridge"], 0.01)) >= 2  # all common: every word is kept
+    # the chunk count behind the cap follows writes from another connection (another process)
+    before = catalog._fts_row_count()
+    writer = Byline(news.settings)
+    writer.__dict__["embedder"] = embedder
+    extra = [{"title": "Vandermeer on tour", "text": "Ilse Vandermeer took the orchestra on tour to Vienna."}]
+    writer.ingest([str(write_jsonl(tmp_path / "tour.jsonl", extra))])
+    assert catalog._fts_row_count() > before
+
+
 def test_title_change_reaches_the_lexical_index(news: Byline, tmp_path: Path) -> None:
     renamed = dict(ARTICLES[2], title="Vienna-born conductor to lead orchestra")
     news.ingest([str(write_jsonl(tmp_path / "renamed.jsonl", [renamed]))])
