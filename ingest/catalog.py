@@ -165,6 +165,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         END;
         """,
     ),
+    (
+        "005_slack_deliveries",
+        """
+        -- Slack deliveries already taken (event id, client_msg_id, channel+ts), so each message is answered once
+        -- across retries, restarts and several bot processes on one home; rows expire after an hour
+        CREATE TABLE slack_deliveries (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+        CREATE INDEX slack_deliveries_seen ON slack_deliveries(seen_at);
+        """,
+    ),
 ]
 
 

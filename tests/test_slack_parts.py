@@ -145,30 +145,37 @@ def test_channel_filters_are_checked() -> None:
 # -- guards ------------------------------------------------------------------------------------------------
 
 
-def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through() -> None:
-    dedupe = Deduplicator()
+def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(tmp_path: Path) -> None:
+    """Sixteen deliveries at once, each through its own connection to one catalog: as from several bot
+    processes sharing a home (SQLite locks per connection, so threads stand in for processes here)."""
+    path = tmp_path / "catalog.sqlite"
+    Catalog(path).close()  # migrated once
+    catalogs = [Catalog(path) for _ in range(16)]
     start = threading.Barrier(16)
     results: list[bool] = []
 
-    def deliver() -> None:
+    def deliver(catalog: Catalog) -> None:
         start.wait()
-        results.append(dedupe.first_time(["event:Ev1", "ts:C1:1.0"]))
+        results.append(Deduplicator(catalog.conn, catalog.lock).first_time(["event:Ev1", "ts:C1:1.0"]))
 
-    threads = [threading.Thread(target=deliver) for _ in range(16)]
+    threads = [threading.Thread(target=deliver, args=(catalog,)) for catalog in catalogs]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 15 + [True]
-    assert dedupe.first_time(["event:Ev2", "ts:C1:1.0"]) is False  # same message under another event id
+    restarted = Catalog(path)  # a new process after a restart still knows the message
+    assert Deduplicator(restarted.conn).first_time(["event:Ev2", "ts:C1:1.0"]) is False
 
 
-def test_deduplicator_forgets_after_its_ttl() -> None:
+def test_deduplicator_forgets_after_its_ttl(tmp_path: Path) -> None:
     clock = FakeClock()
-    dedupe = Deduplicator(ttl=60, clock=clock)
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    dedupe = Deduplicator(catalog.conn, catalog.lock, ttl=60, clock=clock)
     assert dedupe.first_time(["k"]) and not dedupe.first_time(["k"])
     clock.now += 61
     assert dedupe.first_time(["k"])
+    assert catalog.conn.execute("SELECT COUNT(*) FROM slack_deliveries").fetchone()[0] == 1  # expired rows go
 
 
 def test_rate_limiter_counts_a_sliding_minute_per_user() -> None:

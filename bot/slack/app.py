@@ -175,7 +175,7 @@ class SlackBot:
         self.allowed_channels = frozenset(slack.channels)
         self.channel_filters = parse_channel_filters(slack.channel_filters)
         self.visibility = "in_channel" if slack.ask_visibility == "channel" else "ephemeral"
-        self.dedupe = Deduplicator()
+        self.dedupe = Deduplicator(feedback.conn, feedback.lock)
         self.limiter = UserRateLimiter(slack.user_rate_per_minute)
         self.pool = WorkerPool(slack.workers, slack.workers * BACKLOG_PER_WORKER)
         self.bot_user_id: str | None = None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,36 +14,48 @@ log = logging.getLogger(__name__)
 
 
 class Deduplicator:
-    """Remembers delivery keys (event_id, client_msg_id, channel+ts) for `ttl` seconds.
+    """Remembers delivery keys (event_id, client_msg_id, channel+ts) for `ttl` seconds, in the SQLite catalog.
 
-    `first_time(keys)` is atomic: of two deliveries of one message arriving together, exactly one gets True.
-    Slack retries for about five minutes after the first attempt, so the default keeps keys for an hour.
-    The memory is per process: several instances behind a load balancer need a shared store instead.
+    `first_time(keys)` is atomic, also between processes sharing the home: of two deliveries of one message
+    arriving together, exactly one gets True — whether both reach this process, a second bot process (Socket
+    Mode spreads events and their retries over connections), or this one after a restart. Slack retries for
+    about five minutes after the first attempt, so the default keeps keys for an hour.
     """
 
     def __init__(
-        self, ttl: float = 3600.0, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+        self,
+        conn: sqlite3.Connection,
+        lock: threading.RLock | None = None,
+        ttl: float = 3600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.conn = conn
+        self.lock = lock or threading.RLock()
         self.ttl = ttl
-        self.max_keys = max_keys
         self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
 
     def first_time(self, keys: Iterable[str]) -> bool:
         keys = [k for k in keys if k]
-        now = self._clock()
-        with self._lock:
-            self._expire(now)
-            if any(k in self._seen for k in keys):
-                return False
-            for k in keys:
-                self._seen[k] = now
+        if not keys:
             return True
-
-    def _expire(self, now: float) -> None:
-        while self._seen and (len(self._seen) > self.max_keys or next(iter(self._seen.values())) < now - self.ttl):
-            self._seen.popitem(last=False)
+        now = self._clock()
+        with self.lock:
+            # IMMEDIATE takes SQLite's write lock first, so another process's check-and-insert cannot interleave.
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("DELETE FROM slack_deliveries WHERE seen_at < ?", (now - self.ttl,))
+                marks = ",".join("?" * len(keys))
+                seen = self.conn.execute(f"SELECT 1 FROM slack_deliveries WHERE key IN ({marks}) LIMIT 1", keys)
+                first = seen.fetchone() is None
+                if first:
+                    self.conn.executemany(
+                        "INSERT OR REPLACE INTO slack_deliveries (key, seen_at) VALUES (?, ?)", [(k, now) for k in keys]
+                    )
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        return first
 
 
 class UserRateLimiter:
