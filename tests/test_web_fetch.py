@@ -8,11 +8,11 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import free_port
+from loopback import LoopbackServer
 from web_site import Resource, Site, SiteServer, _Handler
 
 from bot.settings import WebSettings
@@ -241,11 +241,11 @@ def tls_site(tmp_path: Path) -> Iterator[str]:
         capture_output=True,
     )  # fmt: skip
     site = Site()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"site": site}))
+    server = LoopbackServer(type("Handler", (_Handler,), {"site": site}))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    site.base = f"https://127.0.0.1:{server.server_address[1]}"
+    site.base = server.base_url.replace("http:", "https:")
     site.build()
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import LoopbackServer
 
 NAV = """
 <header class="site-header">
@@ -373,13 +374,6 @@ class Site:
 </urlset>"""
 
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (a timeout test) before the headers went out is expected, not a server fault.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     site: Site
@@ -554,9 +548,8 @@ class SiteServer:
     def __init__(self) -> None:
         self.site = Site()
         handler = type("Handler", (_Handler,), {"site": self.site})
-        self.server = _QuietServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.site.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = LoopbackServer(handler)
+        self.site.base = self.server.base_url
         self.site.build()
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
