@@ -227,27 +227,37 @@ def article_from_record(record: dict[str, Any], path: str | None) -> Article:
 
 @file_loader(".jsonl", ".ndjson")
 def load_jsonl(path: Path) -> Iterator[LoadResult]:
-    try:
-        raw = read_text_file(path)
-    except ValueError as exc:
-        yield LoadFailure(str(path), str(exc))
-        return
-    if not raw.strip():
+    """One article per line, read line by line: a multi-gigabyte dump never sits in memory whole.
+
+    A line that is not UTF-8 or not a JSON object fails alone, with its line number.
+    """
+    records = 0
+    with path.open("rb") as lines:
+        if b"\x00" in lines.peek(8192)[:8192]:  # peek: no seek back, so a pipe can be read too
+            yield LoadFailure(str(path), "binary file, not text")
+            return
+        # Split on newlines only: JSON strings may hold U+2028 and other characters str.splitlines() breaks on.
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            records += 1
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield LoadFailure(where, f"not UTF-8 text (byte {exc.start})")
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("a JSON line must be an object")
+                yield article_from_record(record, str(path))
+            except json.JSONDecodeError as exc:
+                yield LoadFailure(where, f"malformed JSON: {exc.msg}")
+            except ValueError as exc:
+                yield LoadFailure(where, str(exc))
+    if not records:
         yield LoadFailure(str(path), "empty file")
-        return
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("a JSON line must be an object")
-            yield article_from_record(record, str(path))
-        except json.JSONDecodeError as exc:
-            yield LoadFailure(where, f"malformed JSON: {exc.msg}")
-        except ValueError as exc:
-            yield LoadFailure(where, str(exc))
 
 
 @file_loader(".json")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 from conftest import SEED_ARTICLE, SEED_JSONL
 
-from ingest.loaders import LoadFailure, load_sources
+from ingest.loaders import LoadFailure, load_jsonl, load_sources
 from ingest.models import Article
 
 HTML = """<!doctype html><html><head>
@@ -118,6 +120,43 @@ def test_bad_inputs_fail_alone_with_path_and_reason(tmp_path: Path) -> None:
     assert reasons["records.jsonl:3"] == "record has no 'text' or 'body'"
     assert reasons["nope.txt"] == "no such file or directory"
     assert reasons["x.pdf"].startswith("unsupported file type '.pdf'")
+
+
+def test_jsonl_is_read_line_by_line(tmp_path: Path) -> None:
+    """Records come out while the file is still being written (a pipe): nothing waits for the whole file."""
+    pipe = tmp_path / "records.jsonl"
+    os.mkfifo(pipe)
+    second_line_may_go = threading.Event()
+
+    def writer() -> None:
+        with pipe.open("w") as out:
+            out.write(json.dumps({"title": "First", "text": "The first record of a long dump."}) + "\n")
+            out.flush()
+            if second_line_may_go.wait(timeout=10):  # else the reader waited for the end: no second record
+                out.write(json.dumps({"title": "Second", "text": "The second record."}) + "\n")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    records = load_jsonl(pipe)
+    first = next(records)
+    assert isinstance(first, Article) and first.title == "First"  # read before the second line exists
+    second_line_may_go.set()
+    assert [a.title for a in records if isinstance(a, Article)] == ["Second"]
+    thread.join()
+
+
+def test_jsonl_lines_fail_alone_and_only_newlines_end_a_record(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    separated = json.dumps({"title": "Line\u2028separator", "text": "Para one.\u2029Para two."}, ensure_ascii=False)
+    path.write_bytes(
+        separated.encode()
+        + b"\n"
+        + b'{"title": "Caf\xe9", "text": "latin-1 bytes"}\n'
+        + b'{"title": "Last", "text": "ok"}\n'
+    )
+    articles, failures = load(path)
+    assert [a.title for a in articles] == ["Line\u2028separator", "Last"]
+    assert [(f.source, f.reason.split(" (")[0]) for f in failures] == [(f"{path}:2", "not UTF-8 text")]
 
 
 def test_unreadable_file_is_reported(tmp_path: Path) -> None:
