@@ -67,6 +67,8 @@ class FeedOutcome:
             f"{self.url}: {poll.entries} entries, {poll.known} already indexed; added {report.added}, "
             f"updated {report.updated}, unchanged {report.unchanged}, failed {len(report.failed)}"
         )
+        if poll.forgotten:
+            line += f"; {poll.forgotten} forgotten with `byline forget`, left out"
         return line + (f"; {poll.deferred} left for the next poll" if poll.deferred else "")
 
 

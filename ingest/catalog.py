@@ -174,6 +174,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX slack_deliveries_seen ON slack_deliveries(seen_at);
         """,
     ),
+    (
+        "006_forgotten",
+        """
+        -- articles removed with `byline forget`: feed polls do not bring them back (an explicit ingest does)
+        CREATE TABLE forgotten (article_id TEXT PRIMARY KEY, forgotten_at TEXT NOT NULL);
+        """,
+    ),
 ]
 
 
@@ -324,6 +331,7 @@ class Catalog:
                     "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
                     (collection, article.id),
                 )
+                db.execute("DELETE FROM forgotten WHERE article_id = ?", (article.id,))  # ingested again on purpose
         new_ids = {c.id for _, chunks in written for c in chunks}
         return [chunk_id for chunk_id in replaced if chunk_id not in new_ids]
 
@@ -509,9 +517,23 @@ class Catalog:
         return sorted(set(ids))
 
     def delete_articles(self, article_ids: Sequence[str]) -> None:
-        """Remove articles and everything hanging off them (chunks, paths, indexed rows)."""
+        """Remove articles and everything hanging off them (chunks, paths, indexed rows); remember them as
+        forgotten, so a feed that still lists one does not bring it back."""
+        now = _now()
         with self.transaction() as db:
             db.executemany("DELETE FROM articles WHERE id = ?", [(a,) for a in article_ids])
+            db.executemany("INSERT OR REPLACE INTO forgotten VALUES (?, ?)", [(a, now) for a in article_ids])
+
+    def forgotten(self, article_ids: Sequence[str]) -> set[str]:
+        """Those of `article_ids` removed with forget and not ingested again since."""
+        found: set[str] = set()
+        with self.lock:
+            for start in range(0, len(article_ids), 500):
+                batch = article_ids[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                rows = self.conn.execute(f"SELECT article_id FROM forgotten WHERE article_id IN ({marks})", batch)
+                found.update(row[0] for row in rows)
+        return found
 
     def stats(self, collection: str) -> dict[str, object]:
         with self.lock:

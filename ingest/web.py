@@ -409,6 +409,7 @@ class FeedPoll:
     known: int = 0
     taken: int = 0
     deferred: int = 0
+    forgotten: int = 0  # entries whose article was removed with `byline forget`: left out
     failures: list[LoadFailure] = field(default_factory=list)
     error: str | None = None
     complete: bool = False  # every entry was handled: the feed's validators were stored
@@ -583,6 +584,8 @@ class WebLoader:
         if stored == (None, None):
             return stored
         expected = self.state.entry_articles(url)
+        for article_id in self.state.catalog.forgotten(list(expected)):
+            del expected[article_id]  # not missing: forgotten on purpose
         held = self.indexed(list(expected))
         return stored if all(held.get(a) == h for a, h in expected.items()) else (None, None)
 
@@ -590,11 +593,24 @@ class WebLoader:
         """New or changed entries, newest first, at most `entries_per_poll`: articles straight from feeds that
         carry the full text, page jobs for entries that carry only a summary."""
         seen = self.state.seen_entries(url, [e.key for e in parsed.entries]) if self.state else {}
-        held = self.indexed([s.article_id for s in seen.values() if s.article_id])  # one lookup, not one each
-        fresh = [e for e in parsed.entries if not _entry_known(seen.get(e.key), e, held)]
+        given = [s.article_id for s in seen.values() if s.article_id]
+        held = self.indexed(given)  # one lookup, not one each
+        gone = self.state.catalog.forgotten(given) if self.state else set()
+        # Entries whose article was forgotten stay out, even when the feed updates them.
+        left_out = [e for e in parsed.entries if e.key in seen and seen[e.key].article_id in gone]
+        for entry in left_out:
+            if self.state and seen[entry.key].stamp != entry.stamp:
+                was = seen[entry.key]
+                self.state.remember_entry(
+                    url, entry.key, entry.stamp, article_id=was.article_id, content_hash=was.content_hash
+                )
+        left_keys = {e.key for e in left_out}
+        fresh = [e for e in parsed.entries if e.key not in left_keys and not _entry_known(seen.get(e.key), e, held)]
         fresh.sort(key=lambda e: e.newest, reverse=True)
         cap = self.settings.entries_per_poll
-        poll.known, poll.deferred = len(parsed.entries) - len(fresh), max(0, len(fresh) - cap)
+        poll.forgotten = len(left_out)
+        poll.known = len(parsed.entries) - len(fresh) - len(left_out)
+        poll.deferred = max(0, len(fresh) - cap)
         for entry in fresh[:cap]:
             poll.taken += 1
             hints = Hints(entry.title, entry.author, entry.published_at or entry.updated_at, poll.title)
@@ -740,9 +756,13 @@ class FeedLoad:
             yield self._failed(str(exc))
             return
         poll.title, poll.entries = parsed.title, len(parsed.entries)
+        state = loader.state
         for item in loader._run(loader._entry_items(self.url, parsed, poll)):
             if isinstance(item, LoadFailure):
                 poll.failures.append(item)
+            elif state is not None and state.catalog.forgotten([item.id]):
+                poll.forgotten += 1  # a new entry for an article forgotten before (ingested some other way)
+                continue
             yield item
         poll.complete = not loader.should_stop() and poll.deferred == 0 and self._all_handled(parsed)
         self._record(None, (page.etag, page.last_modified) if poll.complete else None)

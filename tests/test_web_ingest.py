@@ -202,6 +202,43 @@ def test_feed_ingest_repoll_and_update_end_to_end(web: Byline, site: Site, embed
     assert not old_vectors & vector_ids(web, storm)
 
 
+def test_a_forgotten_feed_article_stays_forgotten_until_ingested_again(web: Byline, site: Site) -> None:
+    url = site.url("/feeds/rss2.xml")
+    storm, bridge = site.url("/news/storm-surge.html"), site.url("/news/bridge-closed.html")
+    WebState(web.catalog).add_feed(url)
+    watcher = Watcher(web, stop=threading.Event(), echo=lambda line: None)
+    assert watcher.poll(url).report.added == 2  # type: ignore[union-attr]
+    removed, _ = web.forget([storm])
+    assert len(removed) == 1
+
+    site.pages["/feeds/rss2.xml"] = Resource(  # the feed changes, the forgotten entry with it
+        site.rss2().replace("Tue, 05 Mar 2024 08:30:00", "Tue, 05 Mar 2024 12:00:00").encode(), "application/rss+xml"
+    )
+    polled = watcher.poll(url)
+    assert polled.poll is not None and polled.report is not None
+    assert (polled.poll.forgotten, polled.report.added, polled.poll.complete) == (1, 0, True)
+    assert "1 forgotten" in polled.describe()
+    assert set(articles(web)) == {bridge}
+    again = watcher.poll(url)  # handled: the next poll is one 304
+    assert again.poll is not None and again.poll.not_modified
+
+    assert counts(web.ingest([storm])) == (1, 0, 0, 0)  # asked for by name: back, and followed again
+    assert set(articles(web)) == {storm, bridge}
+    assert not web.catalog.forgotten(web.catalog.resolve(storm))
+
+
+def test_a_feed_met_after_forget_leaves_the_forgotten_article_out(web: Byline, site: Site) -> None:
+    storm, bridge = site.url("/news/storm-surge.html"), site.url("/news/bridge-closed.html")
+    web.ingest([bridge])
+    web.forget([bridge])
+    url = site.url("/feeds/rss2.xml")
+    WebState(web.catalog).add_feed(url)
+    polled = Watcher(web, stop=threading.Event(), echo=lambda line: None).poll(url)
+    assert polled.poll is not None and polled.report is not None
+    assert (polled.poll.forgotten, polled.report.added) == (1, 1)
+    assert set(articles(web)) == {storm}
+
+
 def test_atom_with_full_content_needs_no_page_fetch(web: Byline, site: Site) -> None:
     report = web.ingest(["feed:" + site.url("/feeds/atom.xml")])
     assert counts(report) == (2, 0, 0, 0)
