@@ -193,6 +193,19 @@ def test_ask_json_shape_and_quotes_are_exact(seeded: Byline) -> None:
     assert set(data["passages"][0]) == {"article_id", "title", "url", "text", "score"}
 
 
+def test_a_how_many_question_with_no_figure_in_the_articles_is_refused(byline: Byline, tmp_path: Path) -> None:
+    body = (
+        "The city zoo welcomed a new family of giant pandas on Monday, its director said. "
+        "Visitors queued for hours outside the enclosure to see the pandas, and keepers said the animals settled in."
+    )
+    byline.ingest([str(write_article(tmp_path, "zoo.txt", "Pandas arrive at city zoo", body))])
+    assert byline.ask("How many visitors saw the pandas on Monday?").refused  # on topic, but no number anywhere
+    counted = body.replace("Visitors queued", "About 4,000 visitors queued")
+    byline.ingest([str(write_article(tmp_path, "zoo.txt", "Pandas arrive at city zoo", counted))])
+    answer = byline.ask("How many visitors saw the pandas on Monday?")
+    assert not answer.refused and "4,000" in answer.text
+
+
 def test_off_topic_question_is_refused(seeded: Byline) -> None:
     answer = seeded.ask("What is the recipe for a good sourdough bread starter?")
     assert answer.refused and answer.citations == [] and answer.text.startswith("I couldn't find that")
