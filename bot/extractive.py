@@ -179,12 +179,12 @@ def has_answer_type(kind: str, sentence: str, question: str) -> bool:
     return any(m.group(0).lower() not in asked for m in looks_like.finditer(sentence))
 
 
-def lacks_asked_fact(question: str, best: Candidate) -> bool:
-    """The best sentence cannot hold the kind of fact asked for ("how many" and no number in it): a
-    near-topic question the articles do not answer. On the dev set this refused one more unanswerable
-    question in twenty and no answerable one."""
+def holds_asked_fact(question: str, candidate: Candidate) -> bool:
+    """The sentence can hold the kind of fact asked for (a number for "how many", ...), or none is implied.
+
+    Only such sentences answer: when none scores high enough, the question is near-topic but unanswered."""
     kind = expected_answer_type(question)
-    return kind is not None and not has_answer_type(kind, best.text, question)
+    return kind is None or has_answer_type(kind, candidate.text, question)
 
 
 def content_words(text: str) -> set[str]:
@@ -227,8 +227,8 @@ class ExtractiveAnswerer:
         on_token: Callable[[str], None] | None = None,
     ) -> Answer:
         query = self.condense(question, history)
-        candidates = self.score_sentences(query, passages)
-        if not candidates or candidates[0].score < self.settings.min_support or lacks_asked_fact(query, candidates[0]):
+        candidates = [c for c in self.score_sentences(query, passages) if holds_asked_fact(query, c)]
+        if not candidates or candidates[0].score < self.settings.min_support:
             return Answer(question=question, text=CANNOT_ANSWER, refused=True, passages=passages)
         chosen = self._choose(candidates)
         return compose_answer(question, chosen, passages)
