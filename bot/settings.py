@@ -113,6 +113,11 @@ class AnswerSettings(Group):
 class LLMSettings(Group):
     provider: Literal["openai", "anthropic", "ollama"] = Field("openai", description="Chat model provider.")
     model: str | None = Field(None, description="Model name, e.g. gpt-4o-mini.")
+    judge_model: str | None = Field(
+        None,
+        description="Model that grades answers in `byline eval` (same provider and endpoint); default `model`. "
+        "A stronger model than the answering one, so the judge does not grade its own answers.",
+    )
     base_url: str | None = Field(None, description="Endpoint URL (any OpenAI-compatible server for openai).")
     api_key: SecretStr | None = Field(None, description="API key; defaults to the provider's usual env var.")
     temperature: float = Field(0.0, ge=0)

@@ -32,14 +32,19 @@ class JudgeError(RuntimeError):
     """No verdict: the model failed or its reply holds no readable {"correct", "faithful"} object."""
 
 
+def judging(settings: LLMSettings) -> LLMSettings:
+    """The model settings the judge uses: `judge_model` in place of `model` when one is set."""
+    return settings.model_copy(update={"model": settings.judge_model}) if settings.judge_model else settings
+
+
 def build_judge(settings: Settings) -> Judge:
-    """A judge bound to the configured model; ConfigError when none can be set up."""
-    return partial(judge_answer, client=ChatClient(settings.llm))
+    """A judge bound to the judging model; ConfigError when none can be set up."""
+    return partial(judge_answer, client=ChatClient(judging(settings.llm)))
 
 
 def judge_model(settings: LLMSettings) -> str:
     """The judging model as reports name it: provider:model, as langchain's init_chat_model spells it."""
-    return f"{settings.provider}:{model_name(settings)}"
+    return f"{settings.provider}:{model_name(judging(settings))}"
 
 
 def judge_answer(

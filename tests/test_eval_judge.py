@@ -282,3 +282,16 @@ def test_ctrl_c_while_judging_prints_the_judge_figures_so_far(runner: CliRunner,
     assert table_row("faithfulness", "0.500").search(result.stdout)
     assert "latency_judge_p50_ms" in result.stdout
     assert not (tiny / "r.json").exists()
+
+
+def test_a_separate_judge_model_grades_while_the_configured_model_answers(
+    runner: CliRunner, tiny: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BYLINE_LLM_MODEL", "small-answerer")
+    monkeypatch.setenv("BYLINE_LLM_JUDGE_MODEL", "big-judge")
+    result = run_eval(runner, tiny, "--json", str(tiny / "result.json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tiny / "result.json").read_text())["judge"]["model"] == "openai:big-judge"
+    judged = judge_requests(server)
+    assert judged and {r["model"] for r in judged} == {"big-judge"}
+    assert {r["model"] for r in server.requests if r not in judged} == {"small-answerer"}
