@@ -197,6 +197,7 @@ class Candidate:
     start: int  # offsets into the article text
     end: int
     text: str
+    before: str = ""  # the sentence before it in the passage, for context
     score: float = 0.0
     vector: np.ndarray | None = None
 
@@ -238,20 +239,25 @@ class ExtractiveAnswerer:
         candidates: list[Candidate] = []
         seen: set[tuple[str, int]] = set()
         for passage in passages:
-            for a, b in split_sentences(passage.text):
+            spans = split_sentences(passage.text)
+            for i, (a, b) in enumerate(spans):
                 start, end = passage.start + a, passage.start + b
                 text = passage.text[a:b]
                 if (passage.article_id, start) in seen or len(text.split()) < 4:
                     continue
                 seen.add((passage.article_id, start))
-                candidates.append(Candidate(passage, start, end, text))
+                before = passage.text[spans[i - 1][0] : spans[i - 1][1]] if i else ""
+                candidates.append(Candidate(passage, start, end, text, before=before))
         if not candidates:
             return []
         q_words = content_words(question)
         kind = expected_answer_type(question)
         lexical = []  # the score's parts that need no embedding
         for candidate in candidates:
-            overlap = len(q_words & content_words(candidate.text)) / len(q_words) if q_words else 0.0
+            # The sentence before counts for overlap: "They would be held for 444 days." answers a question about
+            # the hostages in Tehran that the sentence before names (dev set: answer accuracy 0.538 -> 0.596).
+            words = content_words(candidate.text) | content_words(candidate.before)
+            overlap = len(q_words & words) / len(q_words) if q_words else 0.0
             part = 0.25 * overlap
             if kind is not None:
                 # A sentence that cannot hold the asked kind of fact (no number for "how many") is a weak answer.
