@@ -110,6 +110,18 @@ def cli_runner(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> CliRunner
     return CliRunner()
 
 
+def eval_outputs(out: Path) -> list[str]:
+    """`byline eval` options writing every output (result JSON, predictions, report) under `out`."""
+    return [
+        "--json",
+        str(out / "result.json"),
+        "--predictions",
+        str(out / "predictions.jsonl"),
+        "--report",
+        str(out / "report"),
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

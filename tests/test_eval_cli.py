@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SEED_ARTICLE, SEED_JSONL
+from conftest import SEED_ARTICLE, SEED_JSONL, eval_outputs
 from typer.testing import CliRunner
 
 from bot.app import Byline
@@ -59,18 +59,7 @@ def _invoke(runner: CliRunner, *args: str) -> Any:
 @pytest.mark.slow
 def test_eval_own_set_writes_every_output(runner: CliRunner, tiny: Path, isolated_env: Path) -> None:
     out = tiny / "out"
-    result = _invoke(
-        runner,
-        str(tiny / "set.jsonl"),
-        "--articles",
-        str(tiny / "articles"),
-        "--json",
-        str(out / "result.json"),
-        "--predictions",
-        str(out / "predictions.jsonl"),
-        "--report",
-        str(out / "report"),
-    )
+    result = _invoke(runner, str(tiny / "set.jsonl"), "--articles", str(tiny / "articles"), *eval_outputs(out))
     assert result.exit_code == 0, result.output
     assert "evidence_hits@5" in result.stdout and "6 of 6 scored" in result.stdout
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import eval_outputs
 from fake_openai import FakeOpenAI, Reply, completion, error, message_text
 from seed_passages import seed_articles
 from typer.testing import CliRunner, Result
@@ -120,16 +121,7 @@ def test_llm_answers_are_judged_and_reported_apart_from_the_string_metrics(
     runner: CliRunner, tiny: Path, server: FakeOpenAI, model: Model
 ) -> None:
     out = tiny / "out"
-    result = run_eval(
-        runner,
-        tiny,
-        "--json",
-        str(out / "result.json"),
-        "--predictions",
-        str(out / "predictions.jsonl"),
-        "--report",
-        str(out / "report"),
-    )
+    result = run_eval(runner, tiny, *eval_outputs(out))
     assert result.exit_code == 0, result.output
 
     saved = json.loads((out / "result.json").read_text())
