@@ -220,7 +220,7 @@ class Catalog:
         self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.lock = threading.RLock()
-        self._fts_rows: tuple[tuple[int, int], int] | None = None  # (database version, rows in chunks_fts)
+        self._chunk_count: tuple[tuple[int, int], int] | None = None  # (database version, chunks then)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -436,10 +436,11 @@ class Catalog:
         # bm25() is lower for better matches; its arguments weigh the title and text columns.
         joins = """JOIN chunks c ON c.rowid = f.rowid JOIN articles a ON a.id = c.article_id
                    JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id"""
-        if len(params) == 1:
-            # Unfiltered, the usual case: rank inside FTS5 first and join only the best rows (joining every
-            # match, tens of thousands for common words in a large archive, was most of the query's time).
-            # Rows of other collections or superseded versions drop out at the join: fetch more, and check.
+        if len(where) == 2:
+            # Unfiltered (no source or date condition), the usual case: rank inside FTS5 first and join only
+            # the best rows (joining every match, tens of thousands for common words in a large archive, was most
+            # of the query's time). Rows of other collections or superseded versions drop out at the join: fetch
+            # more, and check.
             fetched = 2 * n
             sql = f"""SELECT c.id, -f.score FROM (SELECT rowid, bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts
                       WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f {joins}
@@ -461,7 +462,7 @@ class Catalog:
         Such a term has a BM25 weight near zero, yet scoring it means visiting every chunk it occurs in: in a
         156k-chunk archive that was most of the query's time (SciFact nDCG@10 unchanged at share 0.2).
         """
-        total = self._fts_row_count()
+        total = self._count_chunks()
         if total < COMMON_TERMS_FROM:
             return terms
         cap = int(share * total)
@@ -478,13 +479,14 @@ class Catalog:
             ]
         return kept or terms
 
-    def _fts_row_count(self) -> int:
-        """Rows in the lexical index, counted again only after this or another connection wrote."""
+    def _count_chunks(self) -> int:
+        """Chunks in the catalog (one lexical row each), counted again only after this or another connection
+        wrote."""
         with self.lock:
             version = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
-            if self._fts_rows is None or self._fts_rows[0] != version:
-                self._fts_rows = (version, self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-            return self._fts_rows[1]
+            if self._chunk_count is None or self._chunk_count[0] != version:
+                self._chunk_count = (version, self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            return self._chunk_count[1]
 
     def _fts_has_more(self, match: str, than: int) -> bool:
         with self.lock:

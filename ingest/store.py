@@ -10,8 +10,7 @@ A writer holds the home's write lock from the pending mark to the end, so anothe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,12 +55,6 @@ class Store:
         self.collection_name = "byline-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]
         # An OS lock, so it dies with its process: a crashed writer never blocks the next one.
         self.write_lock = FileLock(settings.home / "write.lock")
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the home's write lock; another process's write in progress waits for it."""
-        with self.write_lock:
-            yield
 
     @cached_property
     def client(self) -> ClientAPI:
@@ -155,7 +148,7 @@ class Store:
             meta["embed_hash"] = embed_hash
         # One upsert per server request limit: Chroma caps a batch (about 5k rows on the embedded store).
         step = self.max_batch
-        with self.writing():
+        with self.write_lock:
             self.catalog.mark_pending(self.collection_name, [a for a, _ in written])
             for i in range(0, len(chunks), step):
                 collection.upsert(
@@ -225,7 +218,7 @@ class Store:
         if not ids:
             return [], missing
         collection = self.collection
-        with self.writing():
+        with self.write_lock:
             self.catalog.mark_pending(self.collection_name, [_placeholder(article_id) for article_id in ids])
             self.catalog.delete_articles(ids)
             # Vectors in other collections (other models) are orphans the catalog no longer returns.

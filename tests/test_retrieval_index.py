@@ -147,12 +147,12 @@ def test_common_words_are_left_out_of_bm25_in_a_large_index(
     assert articles(["harbour", "vandermeer"], 0.01) == {orchestra}
     assert len(articles(["harbour", "bridge"], 0.01)) >= 2  # all common: every word is kept
     # the chunk count behind the cap follows writes from another connection (another process)
-    before = catalog._fts_row_count()
+    before = catalog._count_chunks()
     writer = Byline(news.settings)
     writer.__dict__["embedder"] = embedder
     extra = [{"title": "Vandermeer on tour", "text": "Ilse Vandermeer took the orchestra on tour to Vienna."}]
     writer.ingest([str(write_jsonl(tmp_path / "tour.jsonl", extra))])
-    assert catalog._fts_row_count() > before
+    assert catalog._count_chunks() > before
 
 
 def test_title_change_reaches_the_lexical_index(news: Byline, tmp_path: Path) -> None:
