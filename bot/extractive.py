@@ -179,14 +179,6 @@ def has_answer_type(kind: str, sentence: str, question: str) -> bool:
     return any(m.group(0).lower() not in asked for m in looks_like.finditer(sentence))
 
 
-def holds_asked_fact(question: str, candidate: Candidate) -> bool:
-    """The sentence can hold the kind of fact asked for (a number for "how many", ...), or none is implied.
-
-    Only such sentences answer: when none scores high enough, the question is near-topic but unanswered."""
-    kind = expected_answer_type(question)
-    return kind is None or has_answer_type(kind, candidate.text, question)
-
-
 def content_words(text: str) -> set[str]:
     return {w.strip("'’-") for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
 
@@ -228,7 +220,12 @@ class ExtractiveAnswerer:
         on_token: Callable[[str], None] | None = None,
     ) -> Answer:
         query = self.condense(question, history)
-        candidates = [c for c in self.score_sentences(query, passages) if holds_asked_fact(query, c)]
+        # Only sentences that can hold the kind of fact asked for (a number for "how many", ...) answer: when none
+        # scores high enough, the question is near-topic but unanswered.
+        kind = expected_answer_type(query)
+        candidates = [
+            c for c in self.score_sentences(query, passages) if kind is None or has_answer_type(kind, c.text, query)
+        ]
         if not candidates or candidates[0].score < self.settings.min_support:
             return Answer(question=question, text=CANNOT_ANSWER, refused=True, passages=passages)
         chosen = self._choose(candidates)
