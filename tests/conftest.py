@@ -81,17 +81,21 @@ def seeded_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) ->
     return home
 
 
-@pytest.fixture
-def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> Byline:
-    """A Byline over a private copy of the seeded index."""
+def byline_over_copy(prepared: Path, target: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> Byline:
+    """A Byline over a private copy of a prepared home (made `BYLINE_HOME`), sharing the session's model."""
     import shutil
 
-    home = tmp_path / "seeded-home"
-    shutil.copytree(seeded_home, home)
-    monkeypatch.setenv("BYLINE_HOME", str(home))
+    shutil.copytree(prepared, target)
+    monkeypatch.setenv("BYLINE_HOME", str(target))
     instance = Byline(load_settings())
     instance.__dict__["embedder"] = embedder
     return instance
+
+
+@pytest.fixture
+def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> Byline:
+    """A Byline over a private copy of the seeded index."""
+    return byline_over_copy(seeded_home, tmp_path / "seeded-home", monkeypatch, embedder)
 
 
 @pytest.fixture

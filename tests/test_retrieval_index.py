@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import byline_over_copy
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 
@@ -85,12 +86,7 @@ def news_home(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory, embed
 
 @pytest.fixture
 def news(news_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> Byline:
-    home = tmp_path / "news-home"
-    shutil.copytree(news_home, home)
-    monkeypatch.setenv("BYLINE_HOME", str(home))
-    instance = Byline(load_settings())
-    instance.__dict__["embedder"] = embedder
-    return instance
+    return byline_over_copy(news_home, tmp_path / "news-home", monkeypatch, embedder)
 
 
 def test_lexical_index_follows_update_and_forget(news: Byline, tmp_path: Path) -> None:

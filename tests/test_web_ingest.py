@@ -85,6 +85,17 @@ def vector_ids(byline: Byline, url: str) -> set[str]:
     return set(byline.store.collection.get(where={"url": url})["ids"])
 
 
+def update_storm(site: Site, update: str) -> None:
+    """The storm story republished with one more paragraph."""
+    site.set_article(
+        "/news/storm-surge.html",
+        "Storm surge floods lower harbour",
+        [*STORM, update],
+        author="Maria Keane",
+        published="2024-03-05T08:30:00+00:00",
+    )
+
+
 def counts(report: IngestReport) -> tuple[int, int, int, int]:
     return report.added, report.updated, report.unchanged, len(report.failed)
 
@@ -122,13 +133,7 @@ def test_an_updated_page_replaces_its_chunks(web: Byline, site: Site) -> None:
     url = site.url("/news/storm-surge.html")
     web.ingest([url])
     before = vector_ids(web, url)
-    site.set_article(
-        "/news/storm-surge.html",
-        "Storm surge floods lower harbour",
-        [*STORM, "Update: the ferry terminal reopened on Friday morning after divers inspected the pier."],
-        author="Maria Keane",
-        published="2024-03-05T08:30:00+00:00",
-    )
+    update_storm(site, "Update: the ferry terminal reopened on Friday morning after divers inspected the pier.")
     report = web.ingest([url])
     assert counts(report) == (0, 1, 0, 0)
     assert any("ferry terminal reopened on Friday" in t for t in chunk_texts(web, url))
@@ -184,13 +189,7 @@ def test_feed_ingest_repoll_and_update_end_to_end(web: Byline, site: Site, embed
     assert site.count("/news/storm-surge.html") + site.count("/news/bridge-closed.html") == pages_fetched
 
     old_vectors = vector_ids(web, storm)
-    site.set_article(
-        "/news/storm-surge.html",
-        "Storm surge floods lower harbour",
-        [*STORM, "Update: insurers said claims could exceed four million pounds."],
-        author="Maria Keane",
-        published="2024-03-05T08:30:00+00:00",
-    )
+    update_storm(site, "Update: insurers said claims could exceed four million pounds.")
     site.pages["/feeds/rss2.xml"] = Resource(
         site.rss2().replace("Tue, 05 Mar 2024 08:30:00", "Tue, 05 Mar 2024 12:00:00").encode(),
         "application/rss+xml",
