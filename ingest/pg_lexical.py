@@ -20,9 +20,10 @@ Stored, and kept in step by triggers inside the transaction that changes chunks 
 - `chunks.lexemes`: the chunk's tsvector, title lexemes weighted A and text lexemes D, positions kept for
   phrases; set by a BEFORE row trigger;
 - `lexical_postings`: one row per (lexeme of a collection, chunk) with its title and text hits and the chunk's
-  length, all in the primary key's index: the inverted index BM25 reads. Scoring from the tsvectors instead (a
-  GIN index to find chunks, `unnest` for term frequencies) pays a decompression per matching chunk, too slow for
-  words found in thousands of chunks;
+  length, all in the primary key's index: the inverted index BM25 reads; and its positions per column, for
+  phrases. Scoring from the tsvectors instead (a GIN index to find chunks, `unnest` for term frequencies) pays a
+  decompression per matching chunk, too slow for words found in thousands of chunks, and so did checking
+  phrases in them;
 - `lexical_terms`: lexeme ids per collection, only ever added to; how many chunks hold a lexeme is counted in its
   postings at query time, so writers never rewrite shared rows;
 - `lexical_collections`: chunks and tokens per collection.
@@ -146,13 +147,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             lexeme text COLLATE "C" NOT NULL,
             UNIQUE (collection_id, lexeme)
         );
-        -- The inverted index: integer keys, and everything BM25 needs in the index itself.
+        -- The inverted index: integer keys, and everything single-word BM25 needs in the index itself. The
+        -- positions (in the heap) are only read for phrases: title positions come first in the chunk's tsvector,
+        -- so a lexeme's positions split at its title hits.
         CREATE TABLE lexical_postings (
             term_id integer NOT NULL,
             chunk bigint NOT NULL,
             title_hits smallint NOT NULL,
             text_hits smallint NOT NULL,
             length integer NOT NULL,
+            title_positions smallint[],
+            text_positions smallint[] NOT NULL,
             PRIMARY KEY (term_id, chunk) INCLUDE (title_hits, text_hits, length)
         );
 
@@ -185,37 +190,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE FUNCTION lexical_add(collections text[], rowids bigint[], vectors tsvector[]) RETURNS void
             LANGUAGE plpgsql SET jit = off AS $$
             DECLARE
-                -- one entry per (chunk, lexeme)
-                e_collections integer[];
-                e_lexemes text[];
-                e_chunks bigint[];
-                e_title_hits smallint[];
-                e_text_hits smallint[];
-                e_lengths integer[];
+                collection_ids integer[];
             BEGIN
                 INSERT INTO lexical_collections (name)
                     SELECT DISTINCT c FROM unnest(collections) c ORDER BY 1 ON CONFLICT (name) DO NOTHING;
-                -- (MATERIALIZED: counted once per chunk, not once per lexeme)
+                collection_ids := lexical_collection_ids(collections);
+                INSERT INTO lexical_terms (collection_id, lexeme)
+                    SELECT DISTINCT g.collection_id, u.lexeme
+                    FROM unnest(collection_ids, vectors) AS g (collection_id, lexemes) CROSS JOIN unnest(g.lexemes) u
+                    ORDER BY 1, 2
+                    ON CONFLICT (collection_id, lexeme) DO NOTHING;
+                -- (MATERIALIZED: counted once per chunk, not once per lexeme; in key order: each term's new
+                -- postings go to the end of its run in the index)
                 WITH a AS MATERIALIZED (
                     SELECT g.*, byline_token_count(g.lexemes) AS length
-                    FROM unnest(lexical_collection_ids(collections), rowids, vectors)
-                        AS g (collection_id, rowid, lexemes)
+                    FROM unnest(collection_ids, rowids, vectors) AS g (collection_id, rowid, lexemes)
                 )
-                SELECT array_agg(a.collection_id), array_agg(u.lexeme), array_agg(a.rowid), array_agg(h.title_hits),
-                       array_agg(cardinality(u.positions) - h.title_hits), array_agg(a.length)
-                INTO e_collections, e_lexemes, e_chunks, e_title_hits, e_text_hits, e_lengths
-                FROM a CROSS JOIN unnest(a.lexemes) u
-                CROSS JOIN LATERAL (SELECT cardinality(array_positions(u.weights, 'A')) AS title_hits) h;
-                INSERT INTO lexical_terms (collection_id, lexeme)
-                    SELECT DISTINCT c, l FROM unnest(e_collections, e_lexemes) AS e (c, l) ORDER BY 1, 2
-                    ON CONFLICT (collection_id, lexeme) DO NOTHING;
-                -- in key order: each term's new postings go to the end of its run in the index
                 INSERT INTO lexical_postings
-                    SELECT t.id, e.chunk, e.title_hits, e.text_hits, e.length
-                    FROM unnest(e_collections, e_lexemes, e_chunks, e_title_hits, e_text_hits, e_lengths)
-                        AS e (collection_id, lexeme, chunk, title_hits, text_hits, length)
-                    JOIN lexical_terms t ON t.collection_id = e.collection_id AND t.lexeme = e.lexeme COLLATE "C"
-                    ORDER BY t.id, e.chunk;
+                    SELECT t.id, a.rowid, h.title_hits, cardinality(u.positions) - h.title_hits, a.length,
+                           CASE WHEN h.title_hits > 0 THEN u.positions[:h.title_hits] END,
+                           u.positions[h.title_hits + 1:]
+                    FROM a CROSS JOIN unnest(a.lexemes) u
+                    CROSS JOIN LATERAL (SELECT cardinality(array_positions(u.weights, 'A')) AS title_hits) h
+                    JOIN lexical_terms t ON t.collection_id = a.collection_id AND t.lexeme = u.lexeme COLLATE "C"
+                    ORDER BY t.id, a.rowid;
                 UPDATE lexical_collections lc SET chunks = lc.chunks + s.n, tokens = lc.tokens + s.tokens
                 FROM (SELECT g.collection, count(*) AS n, sum(byline_token_count(g.lexemes)) AS tokens
                       FROM unnest(collections, vectors) AS g (collection, lexemes) GROUP BY 1) s
@@ -460,41 +458,43 @@ def _count_chunks(conn: Connection[Any], term_ids: set[int | None], limit: int |
 
 
 def _phrase_hits(conn: Connection[Any], term: _Term) -> list[tuple[int, int, int, int]]:
-    """(chunk rowid, title hits, text hits, chunk length) of the chunks where the phrase occurs.
-
-    Candidates hold every lexeme (a join of their postings); a phrase match on the chunk's tsvector keeps those
-    where it occurs, and ts_rank_cd counts the occurrences per column in C: with every weight 1 and no
-    normalisation it adds exactly 1 per cover, and a phrase's covers are its occurrences (an SQL count over
-    unnest() was several times slower).
-    """
+    """(chunk rowid, title hits, text hits, chunk length) of the chunks where the phrase occurs, from the postings
+    of its lexemes alone: an occurrence at position x in a column has token i at x + i in that column."""
     from psycopg import sql
 
-    ids = sorted({term_id for term_id in term.term_ids if term_id is not None})
+    postings = [sql.Identifier(f"p{i}") for i in range(len(term.lexemes))]
     joins = sql.SQL(" ").join(
         sql.SQL("JOIN lexical_postings {p} ON {p}.term_id = {id} AND {p}.chunk = p0.chunk").format(
-            p=sql.Identifier(f"p{i}"), id=sql.Literal(term_id)
+            p=p, id=sql.Literal(term_id)
         )
-        for i, term_id in enumerate(ids[1:], start=1)
+        for p, term_id in zip(postings[1:], term.term_ids[1:], strict=True)
     )
+
+    def occurrences(column: str, hits: str) -> sql.Composable:
+        """Occurrences in one column, counted only where every lexeme is in that column."""
+        follows = sql.SQL(" AND ").join(
+            sql.SQL("x + {i} = ANY({p}.{column})").format(i=sql.Literal(i), p=p, column=sql.Identifier(column))
+            for i, p in enumerate(postings[1:], start=1)
+        )
+        present = sql.SQL(" AND ").join(
+            sql.SQL("{p}.{hits} > 0").format(p=p, hits=sql.Identifier(hits)) for p in postings
+        )
+        return sql.SQL(
+            "CASE WHEN {present} THEN (SELECT count(*) FROM unnest(p0.{column}) x WHERE {follows}) ELSE 0 END"
+        ).format(present=present, column=sql.Identifier(column), follows=follows)
+
     query = sql.SQL(
-        """WITH candidates AS MATERIALIZED (
-               SELECT p0.chunk, p0.length FROM lexical_postings p0 {joins} WHERE p0.term_id = {first}
-           )
-           SELECT c.rowid, ts_rank_cd('{{1,1,1,1}}', c.lexemes, %(title)s::tsquery, 0)::integer,
-                  ts_rank_cd('{{1,1,1,1}}', c.lexemes, %(text)s::tsquery, 0)::integer, k.length
-           FROM candidates k JOIN chunks c ON c.rowid = k.chunk
-           WHERE c.lexemes @@ %(anywhere)s::tsquery"""
-    ).format(joins=joins, first=sql.Literal(ids[0]))
-    quoted = ["'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in term.lexemes]
-    rows = conn.execute(
-        query,
-        {
-            "anywhere": " <-> ".join(quoted),
-            "title": " <-> ".join(lexeme + ":A" for lexeme in quoted),
-            "text": " <-> ".join(lexeme + ":D" for lexeme in quoted),
-        },
-    ).fetchall()
-    return [(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows if r[1] or r[2]]
+        """SELECT chunk, title_hits, text_hits, length FROM (
+               SELECT p0.chunk, {title} AS title_hits, {text} AS text_hits, p0.length
+               FROM lexical_postings p0 {joins} WHERE p0.term_id = {first}
+           ) hits WHERE title_hits + text_hits > 0"""
+    ).format(
+        title=occurrences("title_positions", "title_hits"),
+        text=occurrences("text_positions", "text_hits"),
+        joins=joins,
+        first=sql.Literal(term.term_ids[0]),
+    )
+    return [(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in conn.execute(query).fetchall()]
 
 
 def _ranked(
