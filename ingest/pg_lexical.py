@@ -167,8 +167,8 @@ MIGRATIONS: list[tuple[str, str]] = [
                     JOIN lexical_collections lc ON lc.name = n.name);
         -- Take chunks out of / into the lexical index, given their (collection, rowid, lexemes). Row estimates of
         -- unnested arrays are guesses, so: no JIT (compiling for a guessed cost took longer than the work), and
-        -- postings are deleted by key, one index probe each (allowed a hash join, the planner read the whole
-        -- table instead, at a cost growing with the index).
+        -- terms and postings are found by key, one index probe each (allowed a hash join, the planner read the
+        -- whole table instead, at a cost growing with the index or the vocabulary).
         CREATE FUNCTION lexical_remove(collections text[], rowids bigint[], vectors tsvector[]) RETURNS void
             LANGUAGE plpgsql SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
             DECLARE
@@ -188,7 +188,7 @@ MIGRATIONS: list[tuple[str, str]] = [
                 WHERE lc.name = s.collection;
             END $$;
         CREATE FUNCTION lexical_add(collections text[], rowids bigint[], vectors tsvector[]) RETURNS void
-            LANGUAGE plpgsql SET jit = off AS $$
+            LANGUAGE plpgsql SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
             DECLARE
                 collection_ids integer[];
             BEGIN
@@ -196,7 +196,7 @@ MIGRATIONS: list[tuple[str, str]] = [
                     SELECT DISTINCT c FROM unnest(collections) c ORDER BY 1 ON CONFLICT (name) DO NOTHING;
                 collection_ids := lexical_collection_ids(collections);
                 INSERT INTO lexical_terms (collection_id, lexeme)
-                    SELECT DISTINCT g.collection_id, u.lexeme
+                    SELECT DISTINCT g.collection_id, u.lexeme COLLATE "C"
                     FROM unnest(collection_ids, vectors) AS g (collection_id, lexemes) CROSS JOIN unnest(g.lexemes) u
                     ORDER BY 1, 2
                     ON CONFLICT (collection_id, lexeme) DO NOTHING;
