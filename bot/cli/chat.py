@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.cli import common
+from bot.cli.common import parse_day, settings_from, user_errors
+
 if TYPE_CHECKING:
     from bot.models import Answer
 
@@ -63,13 +66,13 @@ def chat(
 
     One question per line; `exit`, `quit` or end of input (Ctrl-D) ends the chat.
     """
-    from bot.cli import open_byline, parse_day, settings_from, user_errors
-    from bot.models import SearchFilters, Turn
+    from bot.models import Turn
+    from ingest.models import SearchFilters
 
     filters = SearchFilters(tuple(source or ()), parse_day(since, "--since"), parse_day(until, "--until"))
     settings = settings_from(ctx)
     with user_errors():
-        byline = open_byline(settings)
+        byline = common.open_byline(settings)
         byline.answerer  # noqa: B018 - a bad LLM setup stops the chat before the first question
     history: deque[Turn] = deque(maxlen=settings.llm.history_turns)
     interactive = sys.stdin.isatty()

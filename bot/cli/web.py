@@ -12,19 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from ingest.webstate import Feed
+from bot.cli import common
+from bot.cli.common import fail, settings_from, user_errors
 
-feeds_app = typer.Typer(
-    help="Feeds that `byline watch` follows (remembered in the catalog).",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+if TYPE_CHECKING:
+    from ingest.web.state import Feed
 
 
 def web_sources(feeds: list[str] | None, sitemaps: list[str] | None) -> list[str]:
     """`byline ingest --feed URL --sitemap URL` as sources the loader registry understands."""
-    from ingest.web import FEED_PREFIX, SITEMAP_PREFIX
+    from ingest.web.loader import FEED_PREFIX, SITEMAP_PREFIX
 
     return [FEED_PREFIX + url for url in feeds or []] + [SITEMAP_PREFIX + url for url in sitemaps or []]
 
@@ -35,14 +32,12 @@ def web_overrides(since: date | None) -> dict[str, object]:
 
 
 def _check_url(url: str) -> None:
-    from bot.cli import fail
 
     if not url.lower().startswith(("http://", "https://")):
         fail(f"{url}: not an http(s) URL", 2)
 
 
 def _every(value: str | None, option: str = "--every") -> float | None:
-    from bot.cli import fail
     from bot.watch import parse_duration
 
     if value is None:
@@ -53,7 +48,6 @@ def _every(value: str | None, option: str = "--every") -> float | None:
         fail(f"{option}: {exc}", 2)
 
 
-@feeds_app.command("add")
 def feeds_add(
     ctx: typer.Context,
     url: Annotated[str, typer.Argument(help="RSS or Atom feed URL.")],
@@ -63,10 +57,9 @@ def feeds_add(
     check: Annotated[bool, typer.Option(help="Fetch the feed once to check that it is one.")] = True,
 ) -> None:
     """Follow a feed: `byline watch` polls it and ingests its new and changed articles."""
-    from bot.cli import fail, open_byline, settings_from, user_errors
-    from ingest.fetch import Fetcher, FetchFailure
-    from ingest.web import parse_feed
-    from ingest.webstate import WebState
+    from ingest.web.feeds import parse_feed
+    from ingest.web.fetch import Fetcher, FetchFailure
+    from ingest.web.state import WebState
 
     interval = _every(every)
     settings = settings_from(ctx)
@@ -82,22 +75,20 @@ def feeds_add(
             fail(f"{url}: {exc}")
         typer.echo(f"{feed.title or url}: {len(feed.entries)} entries")
     with user_errors():
-        added = WebState(open_byline(settings).catalog).add_feed(url, interval)
+        added = WebState(common.open_byline(settings).catalog).add_feed(url, interval)
     typer.echo(f"following {url}" if added else f"already following {url}")
 
 
-@feeds_app.command("list")
 def feeds_list(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the feeds as JSON.")] = False,
 ) -> None:
     """The followed feeds, with when each was last polled and how that went."""
-    from bot.cli import open_byline, settings_from, user_errors
-    from ingest.webstate import WebState
+    from ingest.web.state import WebState
 
     settings = settings_from(ctx)
     with user_errors():
-        feeds = WebState(open_byline(settings).catalog).feeds()
+        feeds = WebState(common.open_byline(settings).catalog).feeds()
     if as_json:
         typer.echo(json.dumps([_feed_dict(f) for f in feeds]))
         return
@@ -114,15 +105,13 @@ def _feed_dict(feed: Feed) -> dict[str, object]:
     return {k: v for k, v in asdict(feed).items() if k not in ("etag", "last_modified")}
 
 
-@feeds_app.command("remove")
 def feeds_remove(ctx: typer.Context, url: Annotated[str, typer.Argument(help="A followed feed's URL.")]) -> None:
     """Stop following a feed (its articles stay indexed; `byline forget` removes them)."""
-    from bot.cli import fail, open_byline, settings_from, user_errors
-    from ingest.webstate import WebState
+    from ingest.web.state import WebState
 
     settings = settings_from(ctx)
     with user_errors():
-        removed = WebState(open_byline(settings).catalog).remove_feed(url)
+        removed = WebState(common.open_byline(settings).catalog).remove_feed(url)
     if not removed:
         fail(f"not following {url}")
     typer.echo(f"stopped following {url}")
@@ -139,7 +128,6 @@ def watch(
     """
     import threading
 
-    from bot.cli import fail, open_byline, settings_from, user_errors
     from bot.watch import Watcher, stop_on_signals
 
     interval = _every(every)
@@ -150,7 +138,7 @@ def watch(
         typer.echo(line, err=line.startswith(("  failed", "SIG")))
 
     with user_errors():
-        watcher = Watcher(open_byline(settings), every=interval, stop=stop, echo=echo)
+        watcher = Watcher(common.open_byline(settings), every=interval, stop=stop, echo=echo)
         if not watcher.state.feeds():
             fail("no feeds followed: add one with `byline feeds add URL`")
         with stop_on_signals(stop, echo):
@@ -164,5 +152,13 @@ def watch(
 
 def register(app: typer.Typer) -> None:
     """Add `feeds` and `watch` to the `byline` app."""
-    app.add_typer(feeds_app, name="feeds")
+    feeds = typer.Typer(
+        help="Feeds that `byline watch` follows (remembered in the catalog).",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    feeds.command("add")(feeds_add)
+    feeds.command("list")(feeds_list)
+    feeds.command("remove")(feeds_remove)
+    app.add_typer(feeds, name="feeds")
     app.command()(watch)

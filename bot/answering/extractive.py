@@ -7,125 +7,17 @@ It refuses when no sentence is close enough to the question, rather than quote s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from bot.answering.answerer import TokenCallback
 from bot.models import CANNOT_ANSWER, Answer, Citation, Passage, Turn
 from bot.settings import AnswerSettings
 from ingest.embedding import Embedder
-from ingest.text import split_sentences
+from ingest.text import content_words, split_sentences
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9'’-]*")
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "may",
-        "me",
-        "might",
-        "my",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "should",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "to",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "about",
-        "after",
-        "also",
-        "any",
-        "before",
-        "being",
-        "both",
-        "during",
-        "each",
-        "few",
-        "more",
-        "most",
-        "other",
-        "over",
-        "own",
-        "same",
-        "some",
-        "such",
-        "through",
-        "under",
-        "until",
-        "up",
-        "very",
-        "just",
-        "said",
-        "says",
-        "say",
-        "tell",
-        "told",
-        "according",
-        "reportedly",
-    ]
-)
 TYPE_BONUS = 0.06
 # Question words whose answer is a follow-up on an earlier turn rather than a new subject.
 _FOLLOW_UP = re.compile(r"\b(he|she|they|him|her|them|his|their|it|its|that|this|those|these)\b", re.I)
@@ -179,10 +71,6 @@ def has_answer_type(kind: str, sentence: str, question: str) -> bool:
     return any(m.group(0).lower() not in asked for m in looks_like.finditer(sentence))
 
 
-def content_words(text: str) -> set[str]:
-    return {w.strip("'’-") for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
-
-
 @dataclass(slots=True)
 class Candidate:
     passage: Passage
@@ -213,13 +101,8 @@ class ExtractiveAnswerer:
         return condense_question(question, history)
 
     def answer(
-        self,
-        question: str,
-        passages: list[Passage],
-        history: Sequence[Turn] = (),
-        on_token: Callable[[str], None] | None = None,
+        self, question: str, query: str, passages: list[Passage], on_token: TokenCallback | None = None
     ) -> Answer:
-        query = self.condense(question, history)
         # Only sentences that can hold the kind of fact asked for (a number for "how many", ...) answer: when none
         # scores high enough, the question is near-topic but unanswered.
         kind = expected_answer_type(query)

@@ -1,9 +1,9 @@
-"""The index: a Chroma collection of chunk vectors beside the SQLite catalog, kept in step.
+"""The index: a Chroma collection of chunk vectors beside the catalog, kept in step.
 
 Write order keeps every article whole: mark pending in the catalog, upsert the new version's vectors (ids carry
 the content hash, so they sit beside the old ones), switch the catalog over in one transaction, then delete the
 old vectors. A crash at any point leaves the old or the new version readable; `reconcile` sweeps leftovers.
-A writer holds the home's write lock from the pending mark to the end, so another process opening the index
+A writer holds the catalog's write lock from the pending mark to the end, so another process opening the index
 (an asker, a second ingest) never mistakes a write in flight for a dead one's leftovers.
 """
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from filelock import FileLock, Timeout
+from more_itertools import batched
 
-from bot.models import SearchFilters, source_key
-from bot.settings import Settings
-from ingest.catalog import Catalog, ChunkRow
 from ingest.chunking import ChunkPlan
-from ingest.models import Article, Chunk
+from ingest.config import StoreSettings
+from ingest.models import Article, Chunk, SearchFilters, source_key
+from ingest.storage.catalog import Catalog, ChunkRow, LexicalQuery
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 # Bump when chunking or headers change in a way that changes vectors.
 CHUNKER_VERSION = 1
+# The catalog lock a writer holds from its pending mark to its last vector delete.
+WRITE_LOCK = "write"
 
 
 class StoreError(RuntimeError):
@@ -38,30 +40,35 @@ class StoreError(RuntimeError):
 
 
 class Store:
-    def __init__(self, settings: Settings, model_window: int) -> None:
+    """The vectors (a Chroma collection) and the catalog, written and read together."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: StoreSettings,
+        *,
+        home: Path,
+        embedding_model: str,
+        plan: ChunkPlan,
+        client: ClientAPI | None = None,
+    ) -> None:
+        self.catalog = catalog
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
-        try:
-            self.catalog = Catalog(settings.home / "catalog.sqlite")
-        except Exception as exc:
-            raise StoreError(f"cannot open the catalog in {settings.home}: {exc}") from exc
-        chunk = settings.chunk
-        self.plan = ChunkPlan(
-            max_tokens=min(chunk.max_tokens or model_window, model_window),
-            overlap_sentences=chunk.overlap_sentences,
-        )
-        stamp = f"{settings.embedding.model}|{self.plan.max_tokens}|{self.plan.overlap_sentences}|{CHUNKER_VERSION}"
+        self.home = home
+        self.plan = plan
+        self.embedding_model = embedding_model
+        stamp = f"{embedding_model}|{plan.max_tokens}|{plan.overlap_sentences}|{CHUNKER_VERSION}"
         # One collection per (model, chunk settings): vectors of different shapes never mix.
         self.collection_name = "byline-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]
-        # An OS lock, so it dies with its process: a crashed writer never blocks the next one.
-        self.write_lock = FileLock(settings.home / "write.lock")
+        if client is not None:
+            self.__dict__["client"] = client
 
     @cached_property
     def client(self) -> ClientAPI:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        store = self.settings.store
+        store = self.settings
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         try:
             if store.chroma_url:
@@ -80,9 +87,9 @@ class Store:
                     database=store.chroma_database,
                     settings=chroma_settings,
                 )
-            return chromadb.PersistentClient(path=str(self.settings.home / "chroma"), settings=chroma_settings)
+            return chromadb.PersistentClient(path=str(self.home / "chroma"), settings=chroma_settings)
         except Exception as exc:
-            where = store.chroma_url or self.settings.home / "chroma"
+            where = store.chroma_url or self.home / "chroma"
             raise StoreError(f"cannot open the vector store at {where}: {exc}") from exc
 
     @cached_property
@@ -92,7 +99,7 @@ class Store:
                 self.collection_name,
                 configuration={"hnsw": {"space": "cosine"}},
                 metadata={
-                    "embedding_model": self.settings.embedding.model,
+                    "embedding_model": self.embedding_model,
                     "max_tokens": self.plan.max_tokens,
                 },
                 embedding_function=None,
@@ -107,11 +114,9 @@ class Store:
 
         Skipped while another process holds the write lock: its pending rows are a write in flight, not leftovers.
         """
-        try:
-            self.write_lock.acquire(timeout=0)
-        except Timeout:
-            return
-        try:
+        with self.catalog.lock(WRITE_LOCK, blocking=False) as locked:
+            if not locked:
+                return
             pending = self.catalog.pending(self.collection_name)
             for article_id, current in pending:
                 where: dict[str, Any] = {"article_id": article_id}
@@ -120,13 +125,24 @@ class Store:
                 collection.delete(where=where)
             if pending:
                 self.catalog.clear_pending(self.collection_name, [a for a, _ in pending])
-        finally:
-            self.write_lock.release()
 
     # -- writing ---------------------------------------------------------------------------------------
 
+    def open(self) -> None:
+        """Open the vector collection now (sweeping what an interrupted write left), not on first use."""
+        self.collection  # noqa: B018 - the cached property opens and reconciles
+
     def indexed_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         return self.catalog.indexed_hashes(self.collection_name, article_ids)
+
+    def remember_paths(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """(path, article id) of files holding an article already indexed, so `forget PATH` finds it."""
+        if pairs:
+            self.catalog.remember_paths(pairs)
+
+    def superseded(self, path: str, current_id: str) -> list[str]:
+        """Articles other than `current_id` whose only file was `path`: older versions of that file."""
+        return self.catalog.superseded(path, current_id)
 
     def write(
         self,
@@ -148,7 +164,7 @@ class Store:
             meta["embed_hash"] = embed_hash
         # One upsert per server request limit: Chroma caps a batch (about 5k rows on the embedded store).
         step = self.max_batch
-        with self.write_lock:
+        with self.catalog.lock(WRITE_LOCK):
             self.catalog.mark_pending(self.collection_name, [a for a, _ in written])
             for i in range(0, len(chunks), step):
                 collection.upsert(
@@ -158,8 +174,8 @@ class Store:
                     metadatas=metadatas[i : i + step],  # type: ignore[arg-type]
                 )
             stale = self.catalog.commit_articles(self.collection_name, written)
-            for i in range(0, len(stale), step):
-                collection.delete(ids=stale[i : i + step])
+            for batch in batched(stale, step):
+                collection.delete(ids=list(batch))
 
     @cached_property
     def max_batch(self) -> int:
@@ -218,7 +234,7 @@ class Store:
         if not ids:
             return [], missing
         collection = self.collection
-        with self.write_lock:
+        with self.catalog.lock(WRITE_LOCK):
             self.catalog.mark_pending(self.collection_name, [_placeholder(article_id) for article_id in ids])
             self.catalog.delete_articles(ids)
             # Vectors in other collections (other models) are orphans the catalog no longer returns.
@@ -232,7 +248,7 @@ class Store:
         """Current chunks by id, from the catalog; in server mode, chunks of articles this machine has not
         ingested (another Byline wrote them to the shared server) are read from Chroma's metadata."""
         rows = self.catalog.chunk_rows(self.collection_name, chunk_ids)
-        if not self.settings.store.chroma_url:
+        if not self.settings.chroma_url:
             return rows
         missing = [c for c in chunk_ids if c not in rows]
         known_here = self.indexed_hashes(sorted({c.split(":", 1)[0] for c in missing}))
@@ -272,11 +288,36 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:
-            where = self.settings.store.chroma_url or self.settings.home / "chroma"
+            where = self.settings.chroma_url or self.home / "chroma"
             raise StoreError(f"vector store at {where}: cannot {what}: {exc}") from exc
 
     def count(self) -> int:
         return int(self._call("count vectors", self.collection.count))
+
+    def lexical_search(self, query: LexicalQuery) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) of the current chunks the query matches, best first (see the catalog)."""
+        return self.catalog.lexical_search(self.collection_name, query)
+
+    def vector_ids(self, where: dict[str, Any] | None = None) -> set[str]:
+        """Ids of the vectors in the collection (matching a Chroma metadata filter), current or not."""
+        found = self._call("list vectors", lambda: self.collection.get(where=where, include=[]))
+        return set(found["ids"])
+
+    def vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of these chunks, by id (those the store holds)."""
+        if not chunk_ids:
+            return {}
+        found = self._call("read vectors", lambda: self.collection.get(ids=list(chunk_ids), include=["embeddings"]))
+        embeddings = found.get("embeddings")
+        if embeddings is None:
+            return {}
+        return {
+            chunk_id: np.asarray(vector, dtype=np.float32)
+            for chunk_id, vector in zip(found["ids"], embeddings, strict=True)
+        }
+
+    def stats(self) -> dict[str, object]:
+        return {**self.catalog.stats(self.collection_name), "collection": self.collection_name}
 
     def dense_search(self, vector: np.ndarray, n: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks, best first."""

@@ -1,32 +1,23 @@
-"""Articles from the web: pages (trafilatura), RSS/Atom feeds (feedparser) and sitemaps.
-
-`WebLoader` turns URLs into `Article | LoadFailure` values for the ingest pipeline, fetching politely
-(`ingest.fetch`) and remembering validators and seen feed entries in the catalog (`ingest.webstate`), so an
-unchanged page or feed costs one cheap request and embeds nothing.
+"""Articles from the web: `WebLoader` turns URLs, feeds and sitemaps into `Article | LoadFailure` values for the
+ingest pipeline, fetching politely (`ingest.web.fetch`) and remembering validators and seen feed entries in the
+catalog (`ingest.web.state`), so an unchanged page or feed costs one cheap request and embeds nothing.
 """
 
 from __future__ import annotations
 
-import contextvars
-import hashlib
-import io
-import json
 import logging
-import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from bot.settings import WebSettings
-from ingest.catalog import Catalog
-from ingest.fetch import Fetcher, FetchFailure, Page, map_bounded
-from ingest.loaders import LoadFailure, LoadResult, make_article, parse_date, register_source_handler
+from ingest.config import WebSettings
+from ingest.loaders import LoadFailure, LoadResult, make_article
 from ingest.models import Article
-from ingest.webstate import CachedPage, SeenEntry, WebState
+from ingest.web.extract import Hints, article_from_page, fragment_text
+from ingest.web.feeds import FeedEntry, ParsedFeed, parse_feed
+from ingest.web.fetch import Fetcher, FetchFailure, Page, map_bounded
+from ingest.web.sitemaps import SitemapItem, parse_sitemap, xml_root
+from ingest.web.state import CachedPage, SeenEntry, WebState
 
 log = logging.getLogger(__name__)
 
@@ -36,352 +27,6 @@ FEED_PREFIX = "feed:"
 SITEMAP_PREFIX = "sitemap:"
 # Sitemap indexes nest; real sites use one level, so three is generous and stops cycles early.
 _MAX_SITEMAP_DEPTH = 3
-_TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.IGNORECASE)
-# schema.org types of an article: Article, NewsArticle and its kinds (ReportageNewsArticle...), BlogPosting...
-_ARTICLE_TYPE = re.compile(r"\w*newsarticle|article|(live)?blogposting|report", re.IGNORECASE)
-# fmt: off
-_BLOCK_TAGS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "section",
-               "article", "figcaption", "dd", "dt")
-# fmt: on
-
-
-# -- pages -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Hints:
-    """What a feed entry says about its article, used where the page itself is silent."""
-
-    title: str | None = None
-    author: str | None = None
-    published_at: datetime | None = None
-    source: str | None = None
-
-
-@dataclass(slots=True)
-class _Structured:
-    """Metadata from JSON-LD and Open Graph, which carry times and canonical URLs reliably."""
-
-    canonical: str | None = None
-    title: str | None = None
-    author: str | None = None
-    published: str | None = None
-    site_name: str | None = None
-
-
-def article_from_page(page: Page, hints: Hints | None = None) -> Article:
-    """An Article from a fetched HTML or plain-text page; raises ValueError when there is no article text."""
-    if page.kind == "text":
-        text = page.text()
-        title, _, body = text.strip().partition("\n")
-        return make_article(
-            title=hints.title if hints and hints.title else title,
-            text=body if body.strip() else text,
-            url=strip_tracking(page.final_url),
-            author=hints.author if hints else None,
-            source=hints.source if hints else None,
-            published_at=hints.published_at if hints else None,
-        )
-    # the HTTP charset wins; without one, trafilatura detects the page's own declaration
-    html = page.text() if page.charset else page.body
-    return article_from_html(html, page.final_url, hints)
-
-
-def article_from_html(html: bytes | str, url: str, hints: Hints | None = None) -> Article:
-    """Main text via trafilatura (no navigation, ads or related-link cards). Title and author from trafilatura,
-    then JSON-LD / Open Graph, then the feed entry's hints; date, site name and canonical URL from JSON-LD /
-    Open Graph first (they carry the time and the publisher's own name). The canonical URL gives the id."""
-    import trafilatura
-    from trafilatura.utils import load_html
-
-    tree = load_html(html)
-    if tree is None:
-        raise ValueError("not parseable HTML")
-    extracted = trafilatura.bare_extraction(
-        tree,
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=False,
-        favor_precision=True,
-    )
-    if extracted is None or not (getattr(extracted, "text", None) or "").strip():
-        raise ValueError("no article text found in the HTML")
-    found: dict[str, Any] = extracted if isinstance(extracted, dict) else extracted.as_dict()
-    meta = _structured(tree)
-    hints = hints or Hints()
-    title = found.get("title") or meta.title or hints.title
-    return make_article(
-        title=title,
-        text=_body_text(found["text"], title),
-        url=_canonical(tree, url, meta),
-        source=meta.site_name or _named_site(found.get("sitename"), url) or hints.source or found.get("sitename"),
-        author=found.get("author") or meta.author or hints.author,
-        # structured data first for the date: it carries the time, trafilatura's date only the day
-        published_at=parse_date(meta.published) or hints.published_at or parse_date(found.get("date")),
-    )
-
-
-def _named_site(sitename: str | None, url: str) -> str | None:
-    """trafilatura's site name, unless it is only its guess from the host name (a feed title is better)."""
-    host = (urlsplit(url).hostname or "").removeprefix("www.")
-    if not sitename or sitename.casefold() in (host.casefold(), host.split(".")[0].casefold()):
-        return None
-    return sitename
-
-
-def _body_text(text: str, title: str | None) -> str:
-    """trafilatura puts one paragraph per line; the cleaner wants blank lines between paragraphs. The
-    headline, repeated as the first line, is dropped: it is the title already."""
-    paragraphs = [line for line in text.split("\n") if line.strip()]
-    if paragraphs and title and " ".join(paragraphs[0].split()).casefold() == " ".join(title.split()).casefold():
-        paragraphs = paragraphs[1:]
-    return "\n\n".join(paragraphs)
-
-
-def _canonical(tree: Any, url: str, meta: _Structured) -> str:
-    """<link rel=canonical>, else og:url / JSON-LD url, else the URL fetched; tracking parameters dropped.
-
-    A canonical pointing at the site's front page (a common CMS bug) is ignored: it would merge every article.
-    """
-    links = tree.xpath('//head/link[translate(@rel, "CANONICAL", "canonical")="canonical"]/@href')
-    for candidate in [*(str(h) for h in links), meta.canonical]:
-        if not candidate:
-            continue
-        absolute = urljoin(url, candidate.strip())
-        parts = urlsplit(absolute)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            continue
-        if parts.path.strip("/") == "" and urlsplit(url).path.strip("/") != "":
-            continue
-        return strip_tracking(absolute)
-    return strip_tracking(url)
-
-
-def _structured(tree: Any) -> _Structured:
-    meta = _Structured()
-    for script in tree.xpath('//script[@type="application/ld+json"]'):
-        try:
-            data = json.loads(script.text_content() or "null")
-        except json.JSONDecodeError:
-            continue
-        for node in _json_ld_nodes(data):
-            kinds = node.get("@type")
-            if not any(_ARTICLE_TYPE.fullmatch(str(k)) for k in (kinds if isinstance(kinds, list) else [kinds])):
-                continue
-            meta.title = meta.title or _string(node.get("headline") or node.get("name"))
-            meta.published = meta.published or _string(node.get("datePublished") or node.get("dateCreated"))
-            meta.author = meta.author or _names(node.get("author"))
-            meta.site_name = meta.site_name or _names(node.get("publisher"))
-            page = node.get("mainEntityOfPage")
-            meta.canonical = meta.canonical or _string(page.get("@id") if isinstance(page, dict) else page)
-            meta.canonical = meta.canonical or _string(node.get("url"))
-    properties = {
-        str(el.get("property") or el.get("name") or "").lower(): el.get("content")
-        for el in tree.xpath("//head/meta[@content]")
-    }
-    meta.title = meta.title or properties.get("og:title")
-    meta.site_name = meta.site_name or properties.get("og:site_name")
-    meta.published = meta.published or properties.get("article:published_time") or properties.get("og:published_time")
-    meta.canonical = meta.canonical or properties.get("og:url")
-    author = properties.get("article:author") or properties.get("author")
-    if not meta.author and author and not author.startswith(("http://", "https://")):
-        meta.author = author
-    return meta
-
-
-def _json_ld_nodes(data: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _json_ld_nodes(item)
-    elif isinstance(data, dict):
-        yield data
-        if "@graph" in data:
-            yield from _json_ld_nodes(data["@graph"])
-
-
-def _string(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
-
-
-def _names(value: Any) -> str | None:
-    """A person or organisation (or a list of them) as 'A, B'."""
-    items = value if isinstance(value, list) else [value]
-    names = [_string(item.get("name")) if isinstance(item, dict) else _string(item) for item in items]
-    return ", ".join(n for n in names if n) or None
-
-
-def strip_tracking(url: str) -> str:
-    """The URL without utm_* and similar click-tracking parameters, so feed links match canonical URLs."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not _TRACKING_PARAMS.match(k)]
-    if len(kept) == len(pairs):
-        return url
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
-
-
-def fragment_text(html: str) -> str:
-    """Text of an HTML fragment (a feed's content or summary), one paragraph per block element."""
-    import lxml.html
-
-    if not html.strip():
-        return ""
-    try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except (ValueError, lxml.etree.ParserError):
-        return html
-    for junk in root.xpath(".//script|.//style|.//noscript|.//iframe"):
-        junk.drop_tree()
-    for br in root.iter("br"):
-        br.tail = "\n" + (br.tail or "")
-    for block in root.iter(*_BLOCK_TAGS):
-        block.text = "\n\n" + (block.text or "")
-        block.tail = "\n\n" + (block.tail or "")
-    return str(root.text_content())
-
-
-# -- feeds -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FeedEntry:
-    key: str
-    link: str | None
-    title: str | None
-    author: str | None
-    published_at: datetime | None
-    updated_at: datetime | None
-    content_html: str
-    summary_html: str
-
-    @property
-    def stamp(self) -> str:
-        """Changes when the entry does: a new stamp means the article is looked at again."""
-        when = self.updated_at or self.published_at
-        parts = [
-            self.link or "",
-            self.title or "",
-            when.isoformat() if when else "",
-            self.content_html,
-            self.summary_html,
-        ]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
-
-    @property
-    def newest(self) -> datetime:
-        return self.updated_at or self.published_at or datetime.min.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFeed:
-    title: str | None
-    entries: list[FeedEntry]
-
-
-def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
-    """RSS 0.9x/1.0/2.0 or Atom; raises ValueError when the body is not a feed."""
-    import feedparser
-
-    # No sanitising or link rewriting inside entry HTML: only its text is used (scripts and styles dropped
-    # by `fragment_text`), and skipping both makes a 10,000-entry feed parse about a third faster.
-    parsed = feedparser.parse(
-        body,
-        response_headers={"content-location": url, "content-type": content_type or "application/xml"},
-        resolve_relative_uris=False,
-        sanitize_html=False,
-    )
-    if not parsed.get("version") and not parsed.entries:
-        problem = parsed.get("bozo_exception")
-        raise ValueError(f"not an RSS or Atom feed{f': {problem}' if problem else ''}")
-    entries = []
-    for raw in parsed.entries:
-        link = raw.get("link") or next(
-            (ln.get("href") for ln in raw.get("links", []) if ln.get("rel", "alternate") == "alternate"), None
-        )
-        link = strip_tracking(link) if link and link.startswith(("http://", "https://")) else None
-        content = max((c.get("value", "") for c in raw.get("content", [])), key=len, default="")
-        summary = raw.get("summary", "") or ""
-        key = raw.get("id") or link or hashlib.sha256((raw.get("title", "") + summary).encode()).hexdigest()
-        entries.append(
-            FeedEntry(
-                key=str(key),
-                link=link,
-                title=raw.get("title"),
-                author=raw.get("author"),
-                published_at=_struct_time(raw.get("published_parsed")),
-                updated_at=_struct_time(raw.get("updated_parsed")),
-                content_html=content,
-                summary_html=summary if summary != content else "",
-            )
-        )
-    return ParsedFeed(title=parsed.feed.get("title"), entries=entries)
-
-
-def _struct_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        year, month, day, hour, minute, second = value[:6]
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
-
-
-# -- sitemaps ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SitemapItem:
-    loc: str
-    lastmod: datetime | None
-    is_sitemap: bool  # a child sitemap of a sitemap index, not a page
-
-
-def parse_sitemap(body: bytes) -> Iterator[SitemapItem]:
-    """<urlset> pages or <sitemapindex> children, streamed element by element; ValueError if not a sitemap."""
-    root: str | None = None
-    loc: str | None = None
-    lastmod: str | None = None
-    published: str | None = None
-    try:
-        for event, element in ET.iterparse(io.BytesIO(body), events=("start", "end")):
-            name = element.tag.rsplit("}", 1)[-1]
-            if event == "start":
-                if root is None:
-                    root = name
-                    if root not in ("urlset", "sitemapindex"):
-                        raise ValueError(f"not a sitemap (root element <{root}>)")
-                continue
-            text = (element.text or "").strip()
-            if name == "loc":
-                loc = text
-            elif name == "lastmod":
-                lastmod = text
-            elif name == "publication_date":  # Google News sitemaps
-                published = text
-            elif name in ("url", "sitemap"):
-                if loc:
-                    yield SitemapItem(loc, parse_date(lastmod or published), is_sitemap=name == "sitemap")
-                loc = lastmod = published = None
-                element.clear()  # keep memory flat on 50,000-URL sitemaps
-    except ET.ParseError as exc:
-        raise ValueError(f"not a sitemap: malformed XML ({exc})") from None
-
-
-def xml_root(body: bytes) -> str | None:
-    """Local name of the first element (rss, RDF, feed, urlset, sitemapindex...), or None if not XML."""
-    try:
-        for _, element in ET.iterparse(io.BytesIO(body), events=("start",)):
-            return str(element.tag).rsplit("}", 1)[-1]
-    except ET.ParseError:
-        return None
-    return None
-
-
-# -- loading -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +98,10 @@ class WebLoader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def handle(self, source: str) -> Iterator[LoadResult] | None:
+        """A source handler for `load_sources`: claims http(s) URLs (and feed:/sitemap: URLs), leaves the rest."""
+        return self.load(source) if is_web_source(source) else None
 
     def load(self, source: str) -> Iterator[LoadResult]:
         """`feed:URL`, `sitemap:URL`, or a plain URL whose content decides whether it is a page, feed or sitemap."""
@@ -584,7 +233,7 @@ class WebLoader:
         if stored == (None, None):
             return stored
         expected = self.state.entry_articles(url)
-        for article_id in self.state.catalog.forgotten(list(expected)):
+        for article_id in self.state.forgotten(list(expected)):
             del expected[article_id]  # not missing: forgotten on purpose
         held = self.indexed(list(expected))
         return stored if all(held.get(a) == h for a, h in expected.items()) else (None, None)
@@ -595,7 +244,7 @@ class WebLoader:
         seen = self.state.seen_entries(url, [e.key for e in parsed.entries]) if self.state else {}
         given = [s.article_id for s in seen.values() if s.article_id]
         held = self.indexed(given)  # one lookup, not one each
-        gone = self.state.catalog.forgotten(given) if self.state else set()
+        gone = self.state.forgotten(given) if self.state else set()
         # Entries whose article was forgotten stay out, even when the feed updates them.
         left_out = [e for e in parsed.entries if e.key in seen and seen[e.key].article_id in gone]
         for entry in left_out:
@@ -760,7 +409,7 @@ class FeedLoad:
         for item in loader._run(loader._entry_items(self.url, parsed, poll)):
             if isinstance(item, LoadFailure):
                 poll.failures.append(item)
-            elif state is not None and state.catalog.forgotten([item.id]):
+            elif state is not None and state.forgotten([item.id]):
                 poll.forgotten += 1  # a new entry for an article forgotten before (ingested some other way)
                 continue
             yield item
@@ -791,63 +440,9 @@ class FeedLoad:
             state.remember_page(self.url, final_url=None, etag=validators[0], last_modified=validators[1])
 
 
-# -- the loader registry hook ------------------------------------------------------------------------------
-
-_SESSION: contextvars.ContextVar[WebLoader | None] = contextvars.ContextVar("byline_web_session", default=None)
-T = TypeVar("T")
-
-
-@contextmanager
-def web_session(
-    settings: WebSettings, catalog: Catalog | None = None, indexed: IndexedHashes | None = None
-) -> Iterator[WebLoader]:
-    """Within this block, URL sources given to `load_sources` are loaded with these settings, remembering
-    validators and feed entries in `catalog`; `indexed` is the store's `indexed_hashes`."""
-    loader = WebLoader(settings, WebState(catalog) if catalog is not None else None, indexed)
-    token = _SESSION.set(loader)
-    try:
-        yield loader
-    finally:
-        _SESSION.reset(token)
-        loader.close()
-
-
-def in_this_session(results: Iterable[T]) -> Iterator[T]:
-    """`results` consumed in the current session whichever thread pulls them (the ingest pipeline loads on a
-    producer thread, which a context variable would not follow)."""
-    context = contextvars.copy_context()  # now, on the calling thread: a generator would copy it too late
-
-    def pulled() -> Iterator[T]:
-        items = iter(results)
-        while True:
-            try:
-                yield context.run(next, items)
-            except StopIteration:
-                return
-
-    return pulled()
-
-
 def is_web_source(source: str) -> bool:
     lowered = source.lower()
     for prefix in ("", FEED_PREFIX, SITEMAP_PREFIX):
         if lowered.startswith(prefix) and lowered[len(prefix) :].startswith(("http://", "https://")):
             return True
     return False
-
-
-def handle_source(source: str) -> Iterator[LoadResult] | None:
-    """The loader registry's hook: claims http(s) URLs (and feed:/sitemap: URLs) and leaves the rest."""
-    if not is_web_source(source):
-        return None
-    loader = _SESSION.get()
-    return loader.load(source) if loader is not None else _load_once(source)
-
-
-def _load_once(source: str) -> Iterator[LoadResult]:
-    # Outside a session (a script calling load_sources directly): default settings, nothing remembered.
-    with WebLoader(WebSettings()) as loader:
-        yield from loader.load(source)
-
-
-register_source_handler(handle_source)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 
 from bot.models import Passage
-
-_WORD = re.compile(r"\w+")
+from ingest.text import word_pieces
 
 
 def _shingles(text: str) -> set[str]:
     """The text's 5-word shingles; for a long text a fixed quarter of them (by hash), which estimates the
     overlap as well at a quarter of the cost."""
-    words = _WORD.findall(text.casefold())
+    words = word_pieces(text)
     grams = {" ".join(g) for g in zip(words, words[1:], words[2:], words[3:], words[4:], strict=False)}
     if len(grams) > 40:
         return {g for g in grams if zlib.crc32(g.encode()) & 3 == 0}

@@ -12,9 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.cli import common
+from bot.cli.common import fail, settings_from, user_errors
+
 if TYPE_CHECKING:
     from bot.app import Byline
-    from bot.models import Answer, SearchFilters, Turn
+    from bot.models import Answer, Turn
+    from ingest.models import SearchFilters
 
 NO_ARTICLES = "No articles have been ingested yet, so there is nothing to answer from."
 
@@ -35,7 +39,6 @@ def slack(
     host: Annotated[str, typer.Option(help="HTTP mode: the address to listen on.")] = "0.0.0.0",
 ) -> None:
     """Answer questions in Slack: Socket Mode with SLACK_APP_TOKEN, or --http with SLACK_SIGNING_SECRET."""
-    from bot.cli import fail, open_byline, settings_from, user_errors
     from bot.slack import FeedbackStore, create_slack_app, run_http, run_socket_mode
     from bot.slack.client import SlackStartupError, check_startup, make_web_client, verify_bot_token
 
@@ -48,11 +51,11 @@ def slack(
         fail(str(exc), 2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with user_errors():
-        byline = open_byline(settings)
+        byline = common.open_byline(settings)
         empty = byline.store.count() == 0
     if empty:
         typer.echo(f"warning: {NO_ARTICLES} Run `byline ingest PATH...`.", err=True)
-    store = FeedbackStore(byline.catalog.conn, byline.catalog.lock)
+    store = FeedbackStore(byline.catalog)
     try:
         app = create_slack_app(settings, answer_with(byline), store, client=client)
     except ValueError as exc:  # a bad slack.channel_filters entry
@@ -91,11 +94,10 @@ def export_feedback(
     ] = None,
 ) -> None:
     """Write the answers voted 👎 in Slack as eval-format JSONL, to review and turn into test questions."""
-    from bot.cli import open_byline, settings_from
     from bot.slack import FeedbackStore
 
-    catalog = open_byline(settings_from(ctx)).catalog
-    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in FeedbackStore(catalog.conn, catalog.lock).downvoted()]
+    catalog = common.open_byline(settings_from(ctx)).catalog
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in FeedbackStore(catalog).downvoted()]
     if output is None:
         typer.echo("".join(lines), nl=False)
     else:

@@ -1,16 +1,18 @@
-"""`byline eval`: run a question set or a BEIR directory through Byline and report the metrics.
+"""The eval suite's commands, joined to `byline` through the `byline.commands` entry-point group.
 
-When the answerer is the LLM (or `--judge` asks), the configured model also judges every answer's correctness
-and faithfulness; those figures are reported in their own "judged by" block. BEIR runs are retrieval-only.
-Exit status: 0 done, 1 a metric fell below the baseline by more than the tolerance, 2 bad input, 130 Ctrl-C.
+`byline eval` runs a question set or a BEIR directory through Byline and reports the metrics. When the answerer
+is the LLM (or `--judge` asks), the configured model also judges every answer's correctness and faithfulness;
+those figures are reported in their own "judged by" block. BEIR runs are retrieval-only. Exit status: 0 done,
+1 a metric fell below the baseline by more than the tolerance, 2 bad input, 130 Ctrl-C.
+
+`byline bench` measures ingest and query speed against the LangChain tutorial pipeline.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +20,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.cli import common
+from bot.cli.common import fail, settings_from, user_errors
+
 if TYPE_CHECKING:
-    from bot.app import Byline
-    from bot.settings import Settings
-    from evals.judge import Judge
     from evals.report import Baseline, Comparison
     from evals.runner import EvalResult, ProgressFn
 
@@ -31,7 +33,9 @@ EXIT_INTERRUPTED = 130
 
 
 def register(app: typer.Typer) -> None:
+    """The `byline.commands` hook: adds `eval` and `bench` to the `byline` app."""
     app.command("eval")(eval_command)
+    app.command("bench")(bench)
 
 
 def eval_command(
@@ -71,9 +75,9 @@ def eval_command(
     ] = None,
 ) -> None:
     """Measure retrieval, answers, citations and refusals on a question set, or retrieval on a BEIR set."""
-    from bot.cli import fail, open_byline, settings_from, user_errors
     from evals.datasets import DatasetError, check_beir_dir, load_questions
     from evals.report import load_baseline
+    from evals.session import EvalUsageError, make_judge, run_beir_set, run_question_set, store_settings
 
     if (dataset is None) == (beir is None):
         fail("give a question set (SET.jsonl) or --beir DIR, not both", EXIT_USAGE)
@@ -98,17 +102,19 @@ def eval_command(
 
     settings = settings_from(ctx)
     started_at, started = datetime.now(UTC), time.perf_counter()
-    with user_errors(), _store_settings(settings, throwaway=not use_store) as run_settings:
+    with user_errors(), store_settings(settings, throwaway=not use_store) as run_settings:
         # Before any ingest, so that a model that cannot be set up stops the run at once.
-        judging = _judge(run_settings, judge) if beir is None else None
-        byline = open_byline(run_settings)
+        judging = make_judge(run_settings, judge) if beir is None else None
+        byline = common.open_byline(run_settings)
         try:
             if beir is not None:
-                result = _run_beir(byline, beir, split, limit)
+                result = run_beir_set(byline, beir, split, limit, progress=_progress, say=_say)
             else:
                 assert dataset is not None
-                result = _run_questions(byline, dataset, questions, articles or [], k, judging)
-        except DatasetError as exc:
+                result = run_question_set(
+                    byline, dataset, questions, articles or [], k, judging, progress=_progress, say=_say
+                )
+        except (DatasetError, EvalUsageError) as exc:
             fail(str(exc), EXIT_USAGE)
     result.config.update(
         {
@@ -124,86 +130,8 @@ def eval_command(
     _finish(result, saved, tolerance, json_out, predictions, report)
 
 
-@contextmanager
-def _store_settings(settings: Settings, *, throwaway: bool) -> Iterator[Settings]:
-    """The configured settings, or the same settings over an empty temporary data dir."""
-    if not throwaway:
-        yield settings
-        return
-    from evals.runner import throwaway_settings
-
-    # Chroma may still hold files open at cleanup; leftovers in the temp dir are harmless.
-    with tempfile.TemporaryDirectory(prefix="byline-eval-", ignore_cleanup_errors=True) as home:
-        yield throwaway_settings(settings, Path(home))
-
-
-def _judge(settings: Settings, asked: bool | None) -> tuple[str, Judge] | None:
-    """The judging model's name and the judge, when the answerer is the LLM or --judge asks; else None."""
-    if not (asked if asked is not None else settings.answerer == "llm"):
-        return None
-    from bot.llm import check_llm_settings
-    from evals.judge import build_judge, judge_model
-
-    if asked:  # with an extractive answerer nothing else needs the model: say it is --judge that does
-        check_llm_settings(settings.llm, wanted_by="--judge")
-    return judge_model(settings.llm), build_judge(settings)
-
-
-def _run_questions(
-    byline: Byline,
-    dataset: Path,
-    questions: list[Any],
-    articles: list[Path],
-    k: int | None,
-    judging: tuple[str, Judge] | None,
-) -> EvalResult:
-    from bot.cli import fail
-    from evals.runner import ingest_summary, resolve_gold, run_questions, settings_config
-
-    config: dict[str, Any] = {"sources": [str(p) for p in articles], "k": k or byline.settings.retrieval.k}
-    if articles:
-        # Absolute paths, so evidence given by a path relative to the repository still finds its article.
-        with _progress("ingesting") as progress:
-            ingested = byline.ingest([str(p.resolve()) for p in articles], progress=_counter(progress))
-        for failure in ingested.failed:
-            typer.echo(f"warning: not ingested: {failure.source}: {failure.reason}", err=True)
-        if not ingested.articles:
-            fail(f"no articles could be ingested from {', '.join(map(str, articles))}", EXIT_USAGE)
-        config.update(ingest_summary(ingested))
-    bases = [Path.cwd(), *dataset.resolve().parents]
-    gold, unresolved = resolve_gold(byline, questions, bases)
-    if unresolved and len(unresolved) == len({ev.ref for q in questions for ev in q.evidence}):
-        fail(f"no evidence article of {dataset} is in the store (first: {unresolved[0]})", EXIT_USAGE)
-    if unresolved:
-        shown = ", ".join(unresolved[:3]) + (" ..." if len(unresolved) > 3 else "")
-        typer.echo(f"warning: {len(unresolved)} evidence article(s) not in the store: {shown}", err=True)
-    judge_model, judge = judging or ("", None)
-    with _progress("asking and judging" if judge else "asking") as progress:
-        result = run_questions(byline, questions, gold, k=k, judge=judge, judge_model=judge_model, progress=progress)
-    result.config.update(config | settings_config(byline.settings) | {"unresolved_evidence": unresolved})
-    return result
-
-
-def _run_beir(byline: Byline, directory: Path, split: str, limit: int | None) -> EvalResult:
-    from evals.datasets import iter_beir_corpus
-    from evals.runner import beir_articles, ingest_summary, load_beir, run_beir_queries, settings_config
-
-    qrels, queries = load_beir(directory, split, limit)
-    with (directory / "corpus.jsonl").open("rb") as corpus:
-        documents = sum(1 for line in corpus if line.strip())
-    with _progress("indexing") as progress:
-        progress(0, documents, "")
-        ingested = byline.ingest_results(
-            beir_articles(directory, iter_beir_corpus(directory)), progress=_counter(progress, documents)
-        )
-    for failure in ingested.failed[:5]:
-        typer.echo(f"warning: not indexed: {failure.source}: {failure.reason}", err=True)
-    with _progress("searching") as progress:
-        result = run_beir_queries(byline, qrels, queries, progress=progress)
-    result.config.update(
-        {"split": split, "documents": documents} | ingest_summary(ingested) | settings_config(byline.settings)
-    )
-    return result
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 # -- progress ------------------------------------------------------------------------------------------
@@ -228,18 +156,6 @@ def _progress(stage: str) -> Iterator[ProgressFn]:
     ) as bar:
         task = bar.add_task("", total=None)
         yield lambda done, total, label: bar.update(task, completed=done, total=total, description=label[:40])
-
-
-def _counter(progress: ProgressFn, total: int | None = None) -> Callable[[int, str], None]:
-    """Adapt the ingest pipeline's (n more, label) callback to (done, total, label)."""
-    done = 0
-
-    def advance(n: int, label: str) -> None:
-        nonlocal done
-        done += n
-        progress(done, total, label)
-
-    return advance
 
 
 # -- output --------------------------------------------------------------------------------------------
@@ -320,3 +236,50 @@ def _table(title: str, first: str, rows: list[tuple[str, str, str]], compared: b
         style = "red" if "REGRESSED" in change or change == "missing" else None
         table.add_row(name, value, *([change] if compared else []), style=style)
     return table
+
+
+# -- bench ---------------------------------------------------------------------------------------------
+
+
+def bench(
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, summary.md and bench.png.")] = Path(
+        "bench-out"
+    ),
+    data: Annotated[
+        Path,
+        typer.Option(help="Folder holding beir-scifact/ and wikinews/wikinews-2019.jsonl (the shared dev data)."),
+    ] = Path("../shared/data"),
+    scifact: Annotated[
+        Path | None, typer.Option(help="BEIR SciFact corpus.jsonl, its queries.jsonl beside it (default: in --data).")
+    ] = None,
+    wikinews: Annotated[Path | None, typer.Option(help="Wikinews sample JSONL (default: in --data).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke run in about a minute.")] = False,
+    scale: Annotated[
+        list[int] | None, typer.Option("--scale", help="Chunk counts for the scale curves (repeatable).")
+    ] = None,
+    queries: Annotated[int | None, typer.Option(min=1, help="Questions per latency measurement.")] = None,
+    scifact_limit: Annotated[int | None, typer.Option(min=1, help="Only the first N SciFact abstracts.")] = None,
+    no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
+) -> None:
+    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run)."""
+    from evals.bench import BenchError, Options, run_bench
+
+    scifact = scifact or data / "beir-scifact" / "corpus.jsonl"
+    wikinews = wikinews or data / "wikinews" / "wikinews-2019.jsonl"
+    for path in (scifact, scifact.parent / "queries.jsonl", wikinews):
+        if not path.is_file():
+            fail(f"{path}: no such file (give --data DIR, or --scifact and --wikinews)", EXIT_USAGE)
+    options = Options.quick_run(out, scifact, wikinews) if quick else Options(out, scifact, wikinews)
+    if scale:
+        options.scale = tuple(scale)
+    if queries:
+        options.queries = queries
+    if scifact_limit:
+        options.scifact_limit = scifact_limit
+    options.skip_tutorial = no_tutorial
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        run_bench(options, say=lambda line: typer.echo(line, err=True))
+    except BenchError as exc:
+        fail(str(exc))
+    typer.echo((out / "summary.md").read_text())

@@ -1,6 +1,7 @@
-"""The SQLite catalog beside the vector store: articles, chunk texts and offsets, what is indexed where.
+"""The SQLite catalog (the default, embedded backend): one database file under BYLINE_HOME, shared safely by
+threads and processes (WAL), with an FTS5 BM25 index kept in step by triggers.
 
-Schema changes are named, ordered migrations applied when the catalog opens; append new ones, never edit old.
+Schema changes are named, ordered migrations; append new ones, never edit old.
 """
 
 from __future__ import annotations
@@ -9,197 +10,21 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from bot.models import SearchFilters, source_key
-from ingest.models import Article, Chunk, normalise_url
+from filelock import FileLock, Timeout
+from more_itertools import batched
+
+from ingest.clock import now_iso
+from ingest.models import Article, Chunk, normalise_url, source_key
+from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, Row
+from ingest.storage.sqlite_schema import CORE_MIGRATIONS
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
 # truly common words.
 COMMON_TERMS_FROM = 10_000
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "001_articles_chunks",
-        """
-        CREATE TABLE articles (
-            id TEXT PRIMARY KEY,
-            title TEXT NOT NULL,
-            url TEXT,
-            path TEXT,
-            source TEXT,
-            author TEXT,
-            published_at TEXT,
-            published_ts REAL,
-            hash TEXT NOT NULL,
-            text TEXT NOT NULL,
-            ingested_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE INDEX articles_url ON articles(url);
-        CREATE INDEX articles_source ON articles(source);
-        CREATE INDEX articles_published ON articles(published_ts);
-        CREATE TABLE article_paths (
-            path TEXT NOT NULL,
-            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
-            PRIMARY KEY (path, article_id)
-        );
-        CREATE TABLE chunks (
-            rowid INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            collection TEXT NOT NULL,
-            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            start_char INTEGER NOT NULL,
-            end_char INTEGER NOT NULL,
-            text TEXT NOT NULL,
-            token_count INTEGER NOT NULL
-        );
-        CREATE INDEX chunks_article ON chunks(collection, article_id);
-        -- which version (hash) of each article a collection's vectors hold
-        CREATE TABLE indexed (
-            collection TEXT NOT NULL,
-            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
-            hash TEXT NOT NULL,
-            PRIMARY KEY (collection, article_id)
-        );
-        -- articles whose vectors are being written: reconciled with the vector store on the next open
-        CREATE TABLE pending_writes (
-            collection TEXT NOT NULL,
-            article_id TEXT NOT NULL,
-            hash TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            PRIMARY KEY (collection, article_id)
-        );
-        """,
-    ),
-    (
-        "002_slack_feedback",
-        """
-        -- answers the Slack bot showed (the id is the one its 👍/👎 buttons carry) and the votes on them
-        CREATE TABLE slack_answers (
-            id TEXT PRIMARY KEY,
-            question TEXT NOT NULL,
-            answer TEXT NOT NULL,
-            refused INTEGER NOT NULL,
-            citations TEXT NOT NULL,
-            channel TEXT,
-            ts TEXT,
-            thread_ts TEXT,
-            user_id TEXT,
-            created_at TEXT NOT NULL
-        );
-        CREATE TABLE feedback (
-            answer_id TEXT NOT NULL,
-            user_id TEXT NOT NULL,
-            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
-            channel TEXT,
-            message_ts TEXT,
-            voted_at TEXT NOT NULL,
-            PRIMARY KEY (answer_id, user_id)
-        );
-        CREATE INDEX feedback_vote ON feedback(vote, voted_at);
-        """,
-    ),
-    (
-        "003_web_feeds_http_cache",
-        """
-        -- feeds followed by `byline watch`; etag/last_modified are stored only after a poll took every entry
-        CREATE TABLE feeds (
-            url TEXT PRIMARY KEY,
-            added_at TEXT NOT NULL,
-            etag TEXT,
-            last_modified TEXT,
-            last_polled TEXT,
-            last_error TEXT,
-            interval REAL,
-            title TEXT
-        );
-        -- validators of fetched pages (and of feeds ingested once), with the article each page gave
-        CREATE TABLE http_cache (
-            url TEXT PRIMARY KEY,
-            final_url TEXT,
-            etag TEXT,
-            last_modified TEXT,
-            article_id TEXT,
-            content_hash TEXT,
-            fetched_at TEXT NOT NULL
-        );
-        -- feed entries already handled: an entry whose stamp is unchanged is not fetched again
-        CREATE TABLE feed_entries (
-            feed_url TEXT NOT NULL,
-            entry_key TEXT NOT NULL,
-            stamp TEXT NOT NULL,
-            article_id TEXT,
-            content_hash TEXT,
-            error TEXT,
-            seen_at TEXT NOT NULL,
-            PRIMARY KEY (feed_url, entry_key)
-        );
-        """,
-    ),
-    (
-        "004_chunks_fts",
-        """
-        -- The lexical (BM25) index: each chunk's text and its article's title, rowid = chunks.rowid. Triggers keep
-        -- it in step with chunks inside whatever transaction changes them, cascaded deletes of articles included.
-        -- It stores its own copy of the text: SQLite before 3.43 cannot delete from a contentless FTS5 table by
-        -- rowid, and an external-content table would need the title, which lives in another table, at delete time.
-        CREATE VIRTUAL TABLE chunks_fts USING fts5(title, text, tokenize = 'porter unicode61 remove_diacritics 2');
-        INSERT INTO chunks_fts (rowid, title, text)
-            SELECT c.rowid, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id;
-        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
-            INSERT INTO chunks_fts (rowid, title, text)
-                VALUES (new.rowid, (SELECT title FROM articles WHERE id = new.article_id), new.text);
-        END;
-        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
-            DELETE FROM chunks_fts WHERE rowid = old.rowid;
-        END;
-        CREATE TRIGGER chunks_fts_text AFTER UPDATE OF text ON chunks BEGIN
-            UPDATE chunks_fts SET text = new.text WHERE rowid = new.rowid;
-        END;
-        CREATE TRIGGER articles_fts_title AFTER UPDATE OF title ON articles WHEN old.title IS NOT new.title BEGIN
-            UPDATE chunks_fts SET title = new.title WHERE rowid IN (SELECT rowid FROM chunks WHERE article_id = new.id);
-        END;
-        """,
-    ),
-    (
-        "005_slack_deliveries",
-        """
-        -- Slack deliveries already taken (event id, client_msg_id, channel+ts), so each message is answered once
-        -- across retries, restarts and several bot processes on one home; rows expire after an hour
-        CREATE TABLE slack_deliveries (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
-        CREATE INDEX slack_deliveries_seen ON slack_deliveries(seen_at);
-        """,
-    ),
-    (
-        "006_forgotten",
-        """
-        -- articles removed with `byline forget`: feed polls do not bring them back (an explicit ingest does)
-        CREATE TABLE forgotten (article_id TEXT PRIMARY KEY, forgotten_at TEXT NOT NULL);
-        """,
-    ),
-]
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    """A chunk joined with its article's metadata, as the retriever needs it."""
-
-    chunk_id: str
-    rowid: int
-    article_id: str
-    text: str
-    start: int
-    end: int
-    title: str
-    url: str | None
-    path: str | None
-    source: str | None
-    author: str | None
-    published_at: str | None
 
 
 def _fts_any(terms: Sequence[str]) -> str:
@@ -207,52 +32,67 @@ def _fts_any(terms: Sequence[str]) -> str:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+class _Statements:
+    """The Statements of a transaction on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [tuple(row) for row in self.conn.execute(sql, params)]
 
 
-class Catalog:
-    """One SQLite database under BYLINE_HOME, safe to share between threads and processes (WAL)."""
+class SQLiteCatalog(Catalog):
+    """`catalog.sqlite` under BYLINE_HOME; one connection, shared by this process's threads under a lock."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise CatalogError(f"cannot open the catalog {path}: {exc}") from exc
         self.conn.row_factory = sqlite3.Row
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
         self._chunk_count: tuple[tuple[int, int], int] | None = None  # (database version, chunks then)
-        self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         # The source filter compares outlets exactly as the vector store's metadata does.
         self.conn.create_function("source_key", 1, source_key, deterministic=True)
-        self.migrate()
+        self.apply_migrations(CORE_MIGRATIONS)
 
     def close(self) -> None:
         self.conn.close()
 
-    def migrate(self) -> list[str]:
-        """Apply the migrations not yet applied, each in its own transaction; returns their names."""
+    def apply_migrations(self, migrations: Sequence[Migration]) -> list[str]:
         applied: list[str] = []
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-        done = {row[0] for row in self.conn.execute("SELECT name FROM migrations")}
-        for name, sql in MIGRATIONS:
-            if name in done:
+        done = {row[0] for row in self.fetch("SELECT name FROM migrations")}
+        for migration in migrations:
+            if migration.name in done:
                 continue
-            with self.transaction() as db:
-                if db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+            with self._transaction() as db:
+                if db.execute("SELECT 1 FROM migrations WHERE name = ?", (migration.name,)).fetchone():
                     continue  # another process applied it meanwhile
-                for statement in _statements(sql):
+                for statement in _statements(migration.sqlite):
                     db.execute(statement)
-                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _now()))
-            applied.append(name)
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.name, now_iso()))
+            applied.append(migration.name)
         return applied
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-        with self.lock:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: IMMEDIATE takes the write lock first, so
+        another process's read-then-write cannot interleave."""
+        with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -261,12 +101,35 @@ class Catalog:
                 raise
             self.conn.execute("COMMIT")
 
+    @contextmanager
+    def transaction(self) -> Iterator[_Statements]:
+        with self._transaction() as conn:
+            yield _Statements(conn)
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._lock:
+            return [tuple(row) for row in self.conn.execute(sql, params)]
+
+    @contextmanager
+    def lock(self, name: str, *, blocking: bool = True) -> Iterator[bool]:
+        # An OS file lock beside the database: released by the OS when its process dies.
+        file_lock = FileLock(self.path.parent / f"{name}.lock")
+        try:
+            file_lock.acquire(timeout=-1 if blocking else 0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            file_lock.release()
+
     # -- what is indexed -------------------------------------------------------------------------------
 
     def indexed_hashes(self, collection: str, article_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        with self.lock:
-            for batch in _batches(article_ids, 500):
+        with self._lock:
+            for batch in batched(article_ids, 500):
                 marks = ",".join("?" * len(batch))
                 rows = self.conn.execute(
                     f"SELECT article_id, hash FROM indexed WHERE collection = ? AND article_id IN ({marks})",
@@ -276,15 +139,15 @@ class Catalog:
         return found
 
     def mark_pending(self, collection: str, articles: Sequence[Article]) -> None:
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)",
-                [(collection, a.id, a.content_hash, _now()) for a in articles],
+                [(collection, a.id, a.content_hash, now_iso()) for a in articles],
             )
 
     def pending(self, collection: str) -> list[tuple[str, str | None]]:
         """(article id, the hash its vectors should have now, None if it should have none)."""
-        with self.lock:
+        with self._lock:
             rows = self.conn.execute(
                 """SELECT p.article_id, i.hash FROM pending_writes p
                    LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
@@ -294,7 +157,7 @@ class Catalog:
         return [(row[0], row[1]) for row in rows]
 
     def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.executemany(
                 "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
                 [(collection, a) for a in article_ids],
@@ -302,9 +165,9 @@ class Catalog:
 
     def commit_articles(self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]) -> list[str]:
         """Switch the catalog to the new versions in one transaction; returns the replaced chunk ids."""
-        now = _now()
+        now = now_iso()
         replaced: list[str] = []
-        with self.transaction() as db:
+        with self._transaction() as db:
             for article, chunks in written:
                 replaced += [
                     row[0]
@@ -366,12 +229,12 @@ class Catalog:
 
     def remember_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Record that a file (path) holds an already-indexed article, so `forget PATH` finds it."""
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.executemany("INSERT OR IGNORE INTO article_paths SELECT ?, id FROM articles WHERE id = ?", list(pairs))
 
     def superseded(self, path: str, current_id: str) -> list[str]:
         """Articles other than `current_id` whose only file was `path`: older versions of that file."""
-        with self.lock:
+        with self._lock:
             rows = self.conn.execute(
                 """SELECT p.article_id FROM article_paths p WHERE p.path = ? AND p.article_id != ?
                    AND NOT EXISTS (SELECT 1 FROM article_paths q WHERE q.article_id = p.article_id
@@ -387,8 +250,8 @@ class Catalog:
         # `+c.collection` keeps SQLite on the chunk-id index: via chunks_article it scanned the whole
         # collection (50 ms at 150k chunks, 0.7 ms this way).
         rows: dict[str, ChunkRow] = {}
-        with self.lock:
-            for batch in _batches(chunk_ids, 500):
+        with self._lock:
+            for batch in batched(chunk_ids, 500):
                 marks = ",".join("?" * len(batch))
                 for row in self.conn.execute(
                     f"""SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url,
@@ -401,20 +264,9 @@ class Catalog:
                     rows[row[0]] = ChunkRow(*row)
         return rows
 
-    def lexical_search(
-        self,
-        collection: str,
-        terms: Sequence[str],
-        n: int,
-        filters: SearchFilters | None = None,
-        title_weight: float = 1.0,
-        common_share: float = 1.0,
-    ) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score, higher is better) of the current chunks matching any term, best first.
-
-        Each term is quoted, so it is matched as a phrase of its tokens and is never FTS5 syntax. In a large
-        index, terms matching more than `common_share` of all chunks are left out while rarer ones remain.
-        """
+    def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
+        terms, n, filters = query.terms, query.n, query.filters
+        title_weight, common_share = query.title_weight, query.common_share
         if not terms or n <= 0:
             return []
         if common_share < 1 and len(terms) > 1:
@@ -445,14 +297,14 @@ class Catalog:
             sql = f"""SELECT c.id, -f.score FROM (SELECT rowid, bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts
                       WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f {joins}
                       WHERE {" AND ".join(where)} ORDER BY f.score LIMIT ?"""
-            with self.lock:
+            with self._lock:
                 rows = self.conn.execute(sql, (title_weight, match, fetched, *params, n)).fetchall()
             if len(rows) == n or not self._fts_has_more(match, fetched):
                 return [(row[0], float(row[1])) for row in rows]
         sql = f"""SELECT c.id, f.score FROM (SELECT rowid, -bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts
                   WHERE chunks_fts MATCH ?) f {joins}
                   WHERE {" AND ".join(where)} ORDER BY f.score DESC LIMIT ?"""
-        with self.lock:
+        with self._lock:
             rows = self.conn.execute(sql, (title_weight, match, *params, n)).fetchall()
         return [(row[0], float(row[1])) for row in rows]
 
@@ -466,7 +318,7 @@ class Catalog:
         if total < COMMON_TERMS_FROM:
             return terms
         cap = int(share * total)
-        with self.lock:
+        with self._lock:
             kept = [
                 term
                 for term in terms
@@ -482,23 +334,37 @@ class Catalog:
     def _count_chunks(self) -> int:
         """Chunks in the catalog (one lexical row each), counted again only after this or another connection
         wrote."""
-        with self.lock:
+        with self._lock:
             version = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
             if self._chunk_count is None or self._chunk_count[0] != version:
                 self._chunk_count = (version, self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
             return self._chunk_count[1]
 
     def _fts_has_more(self, match: str, than: int) -> bool:
-        with self.lock:
+        with self._lock:
             row = self.conn.execute(
                 "SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT 1 OFFSET ?", (match, than)
             ).fetchone()
         return row is not None
 
-    def article_text(self, article_id: str) -> str | None:
-        with self.lock:
-            row = self.conn.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
-        return row[0] if row else None
+    def article(self, article_id: str) -> Article | None:
+        rows = self.fetch(
+            "SELECT id, title, text, url, path, source, author, published_at FROM articles WHERE id = ?",
+            (article_id,),
+        )
+        if not rows:
+            return None
+        found, title, text, url, path, source, author, published = rows[0]
+        return Article(
+            id=found,
+            title=title,
+            text=text,
+            url=url,
+            path=path,
+            source=source,
+            author=author,
+            published_at=datetime.fromisoformat(published) if published else None,
+        )
 
     def resolve(self, ref: str) -> list[str]:
         """Article ids matching an id, a URL or a file path."""
@@ -507,7 +373,7 @@ class Catalog:
             candidates.add(normalise_url(ref))
         else:
             candidates.add(str(Path(ref).expanduser()))
-        with self.lock:
+        with self._lock:
             ids: list[str] = []
             for value in candidates:
                 for sql in (
@@ -521,24 +387,23 @@ class Catalog:
     def delete_articles(self, article_ids: Sequence[str]) -> None:
         """Remove articles and everything hanging off them (chunks, paths, indexed rows); remember them as
         forgotten, so a feed that still lists one does not bring it back."""
-        now = _now()
-        with self.transaction() as db:
+        now = now_iso()
+        with self._transaction() as db:
             db.executemany("DELETE FROM articles WHERE id = ?", [(a,) for a in article_ids])
             db.executemany("INSERT OR REPLACE INTO forgotten VALUES (?, ?)", [(a, now) for a in article_ids])
 
     def forgotten(self, article_ids: Sequence[str]) -> set[str]:
         """Those of `article_ids` removed with forget and not ingested again since."""
         found: set[str] = set()
-        with self.lock:
-            for start in range(0, len(article_ids), 500):
-                batch = article_ids[start : start + 500]
+        with self._lock:
+            for batch in batched(article_ids, 500):
                 marks = ",".join("?" * len(batch))
                 rows = self.conn.execute(f"SELECT article_id FROM forgotten WHERE article_id IN ({marks})", batch)
                 found.update(row[0] for row in rows)
         return found
 
     def stats(self, collection: str) -> dict[str, object]:
-        with self.lock:
+        with self._lock:
             one = self.conn.execute
             articles = one("SELECT COUNT(*) FROM articles").fetchone()[0]
             indexed = one("SELECT COUNT(*) FROM indexed WHERE collection = ?", (collection,)).fetchone()[0]
@@ -574,8 +439,3 @@ def _statements(sql: str) -> list[str]:
                 statements.append(current.strip())
             current = ""
     return statements
-
-
-def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

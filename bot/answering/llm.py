@@ -12,13 +12,12 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from bot.settings import LLMSettings
+from bot.answering.answerer import TokenCallback
+from bot.settings import LLM_KEY_ENV, LLMSettings
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import BaseMessage
-
-TokenCallback = Callable[[str], None]
 
 # Used when BYLINE_LLM_MODEL is unset; OpenAI-compatible servers (llama.cpp, vLLM) accept or ignore it.
 DEFAULT_MODELS = {"openai": "gpt-4o-mini"}
@@ -28,7 +27,6 @@ _PROVIDERS = {
     "anthropic": ("langchain_anthropic", "ChatAnthropic", "anthropic"),
     "ollama": ("langchain_ollama", "ChatOllama", "ollama"),
 }
-_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 # Local OpenAI-compatible servers want no key, but the OpenAI client refuses to start without one.
 _NO_KEY = "not-needed"
 _RETRY_STATUS = frozenset({408, 409, 425, 429})
@@ -57,7 +55,7 @@ def model_name(settings: LLMSettings) -> str:
 def check_llm_settings(settings: LLMSettings, wanted_by: str = "BYLINE_ANSWERER=llm") -> None:
     """Refuse settings that cannot reach a model, before any question is asked; `wanted_by` opens the message."""
     model_name(settings)
-    key_var = _KEY_ENV.get(settings.provider)
+    key_var = LLM_KEY_ENV.get(settings.provider)
     if settings.provider == "openai" and settings.api_key is None and not settings.base_url:
         raise ConfigError(
             f"{wanted_by} with provider openai needs OPENAI_API_KEY (or BYLINE_LLM_API_KEY), "

@@ -24,7 +24,7 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
-from bot.settings import WebSettings
+from ingest.config import WebSettings
 
 Kind = Literal["html", "xml", "text"]
 

@@ -18,15 +18,16 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from bot.diversity import diversify
-from bot.fusion import fuse
-from bot.lexical import query_terms
-from bot.models import Passage, SearchFilters
-from bot.rerank import CrossEncoderReranker, Reranker
+from bot.models import Passage
+from bot.retrieval.diversity import diversify
+from bot.retrieval.fusion import fuse
+from bot.retrieval.lexical import query_terms
+from bot.retrieval.rerank import CrossEncoderReranker, Reranker
 from bot.settings import RetrievalSettings
-from ingest.catalog import ChunkRow
 from ingest.embedding import Embedder
-from ingest.store import Store
+from ingest.models import SearchFilters
+from ingest.storage.catalog import ChunkRow, LexicalQuery
+from ingest.storage.store import Store
 
 # Questions that ask for the newest state of things; only these get the (optional) recency preference.
 RECENCY_CUES = re.compile(
@@ -114,15 +115,10 @@ class BylineRetriever(BaseRetriever):
         k = k or self.k or settings.k
         filters = filters if filters is not None else self.filters
         depth = max(settings.candidates, k)
-        lexical_search = self._lexical_worker.submit(
-            self.store.catalog.lexical_search,
-            self.store.collection_name,
-            query_terms(query),
-            depth,
-            filters,
-            title_weight=settings.title_weight,
-            common_share=settings.common_term_share,
+        lexical_query = LexicalQuery(
+            query_terms(query), depth, filters, settings.title_weight, settings.common_term_share
         )
+        lexical_search = self._lexical_worker.submit(self.store.lexical_search, lexical_query)
         vector = self.embedder.embed_query(query)
         dense = self.store.dense_search(vector, depth, filters)
         lexical = lexical_search.result()
@@ -149,14 +145,8 @@ class BylineRetriever(BaseRetriever):
     def _fill_dense_scores(self, vector: np.ndarray, passages: list[Passage]) -> None:
         """Give passages found only by BM25 their cosine similarity too, so answerers can rely on dense_score."""
         missing = {p.chunk_id: p for p in passages if p.dense_score is None}
-        if not missing:
-            return
-        found = self.store.collection.get(ids=list(missing), include=["embeddings"])
-        embeddings = found.get("embeddings")
-        if embeddings is None:
-            return
-        for chunk_id, embedding in zip(found["ids"], embeddings, strict=True):
-            missing[chunk_id].dense_score = float(np.dot(np.asarray(embedding, dtype=np.float32), vector))
+        for chunk_id, stored in self.store.vectors(list(missing)).items():
+            missing[chunk_id].dense_score = float(np.dot(stored, vector))
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bot.context import Source
+from bot.answering.context import Source
 from bot.models import CANNOT_ANSWER, Citation, Passage
-from ingest.text import split_sentences
+from ingest.text import CONTENT_STOPWORDS, split_sentences, words
 
 if TYPE_CHECKING:
     from ingest.embedding import Embedder
@@ -29,21 +29,7 @@ _MARKERS_WITH_SPACE = re.compile(rf"\s*{MARKER.pattern}", re.IGNORECASE)
 # A sentence end hidden behind markers that split_sentences cannot see: "fell.[2] Then" or "fell. [2] Then".
 _HIDDEN_END = re.compile(rf"[.!?]['\"”’)]*(?:\s*{MARKER.pattern})+(?=\s+['\"“‘(]?[A-Z0-9])", re.IGNORECASE)
 _LEADING_MARKERS = re.compile(rf"(?:{MARKER.pattern}\s*)+", re.IGNORECASE)
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 _NUMBER_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?")
-# fmt: off
-_STOPWORDS = frozenset(
-    {
-        "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with",
-        "from", "as", "into", "about", "over", "after", "before", "than", "then", "that", "this", "these",
-        "those", "it", "its", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "do",
-        "does", "did", "not", "no", "so", "such", "he", "she", "they", "them", "his", "her", "their", "we",
-        "you", "i", "me", "my", "our", "your", "which", "who", "whom", "whose", "what", "when", "where",
-        "why", "how", "also", "said", "says", "say", "would", "could", "should", "will", "can", "may",
-        "might", "there", "here", "all", "any", "some", "more", "most", "other", "only", "very", "just",
-    }
-)
-# fmt: on
 UNVERIFIED = "[unverified]"
 # Support a shorter quote may give up against the best-scoring (longer) one.
 _QUOTE_SLACK = 0.03
@@ -156,11 +142,10 @@ def _normalise(text: str) -> str:
 
 def content_words(text: str) -> set[str]:
     """Lower-cased, stop-word-free, lightly stemmed words: what word overlap is measured on."""
-    return {_stem(w) for w in _WORD.findall(text.lower().replace("’", "'")) if w not in _STOPWORDS}
+    return {_stem(w) for w in words(text) if w not in CONTENT_STOPWORDS}
 
 
 def _stem(word: str) -> str:
-    word = word.removesuffix("'s")
     for suffix in ("ing", "ed", "es", "s", "e"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]

@@ -1,20 +1,59 @@
 """What Byline remembers about the web in the catalog: followed feeds, HTTP validators, seen feed entries.
 
-The tables come from the catalog's `003_web_feeds_http_cache` migration; this module reads and writes them.
+This module owns those tables: it declares their migrations and is the only code that reads or writes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from ingest.catalog import Catalog
+from more_itertools import batched
+
+from ingest.clock import now_iso
 from ingest.models import Article
+from ingest.storage.catalog import Catalog, Migration
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+MIGRATIONS = [
+    Migration(
+        "003_web_feeds_http_cache",
+        """
+        -- feeds followed by `byline watch`; etag/last_modified are stored only after a poll took every entry
+        CREATE TABLE feeds (
+            url TEXT PRIMARY KEY,
+            added_at TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            last_polled TEXT,
+            last_error TEXT,
+            interval REAL,
+            title TEXT
+        );
+        -- validators of fetched pages (and of feeds ingested once), with the article each page gave
+        CREATE TABLE http_cache (
+            url TEXT PRIMARY KEY,
+            final_url TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            article_id TEXT,
+            content_hash TEXT,
+            fetched_at TEXT NOT NULL
+        );
+        -- feed entries already handled: an entry whose stamp is unchanged is not fetched again
+        CREATE TABLE feed_entries (
+            feed_url TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            article_id TEXT,
+            content_hash TEXT,
+            error TEXT,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (feed_url, entry_key)
+        );
+        """,
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +98,14 @@ class WebState:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        catalog.apply_migrations(MIGRATIONS)
 
     # -- feeds -----------------------------------------------------------------------------------------
 
     def add_feed(self, url: str, interval: float | None = None) -> bool:
         """Follow a feed; False if it was already followed (its interval is updated when given)."""
         with self.catalog.transaction() as db:
-            known = db.execute("SELECT 1 FROM feeds WHERE url = ?", (url,)).fetchone()
-            if known:
+            if db.fetch("SELECT 1 FROM feeds WHERE url = ?", (url,)):
                 if interval is not None:
                     db.execute("UPDATE feeds SET interval = ? WHERE url = ?", (interval, url))
                 return False
@@ -75,16 +114,15 @@ class WebState:
 
     def remove_feed(self, url: str) -> bool:
         with self.catalog.transaction() as db:
-            gone = db.execute("DELETE FROM feeds WHERE url = ?", (url,)).rowcount
+            gone = db.execute("DELETE FROM feeds WHERE url = ?", (url,))
             db.execute("DELETE FROM feed_entries WHERE feed_url = ?", (url,))
         return bool(gone)
 
     def feeds(self) -> list[Feed]:
-        with self.catalog.lock:
-            rows = self.catalog.conn.execute(
-                """SELECT url, added_at, etag, last_modified, last_polled, last_error, interval, title
-                   FROM feeds ORDER BY added_at, url"""
-            ).fetchall()
+        rows = self.catalog.fetch(
+            """SELECT url, added_at, etag, last_modified, last_polled, last_error, interval, title
+               FROM feeds ORDER BY added_at, url"""
+        )
         return [Feed(*row) for row in rows]
 
     def feed(self, url: str) -> Feed | None:
@@ -110,13 +148,12 @@ class WebState:
     # -- pages -----------------------------------------------------------------------------------------
 
     def cached(self, url: str) -> CachedPage | None:
-        with self.catalog.lock:
-            row = self.catalog.conn.execute(
-                """SELECT url, final_url, etag, last_modified, article_id, content_hash, fetched_at
-                   FROM http_cache WHERE url = ?""",
-                (url,),
-            ).fetchone()
-        return CachedPage(*row) if row else None
+        rows = self.catalog.fetch(
+            """SELECT url, final_url, etag, last_modified, article_id, content_hash, fetched_at
+               FROM http_cache WHERE url = ?""",
+            (url,),
+        )
+        return CachedPage(*rows[0]) if rows else None
 
     def remember_page(
         self,
@@ -130,7 +167,10 @@ class WebState:
     ) -> None:
         with self.catalog.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO http_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                """INSERT INTO http_cache VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET final_url = excluded.final_url, etag = excluded.etag,
+                       last_modified = excluded.last_modified, article_id = excluded.article_id,
+                       content_hash = excluded.content_hash, fetched_at = excluded.fetched_at""",
                 (url, final_url, etag, last_modified, article_id, content_hash, now_iso()),
             )
 
@@ -142,16 +182,14 @@ class WebState:
 
     def seen_entries(self, feed_url: str, keys: Sequence[str]) -> dict[str, SeenEntry]:
         found: dict[str, SeenEntry] = {}
-        with self.catalog.lock:
-            for start in range(0, len(keys), 500):
-                batch = keys[start : start + 500]
-                marks = ",".join("?" * len(batch))
-                for row in self.catalog.conn.execute(
-                    f"""SELECT entry_key, stamp, article_id, content_hash, error FROM feed_entries
-                        WHERE feed_url = ? AND entry_key IN ({marks})""",
-                    (feed_url, *batch),
-                ):
-                    found[row[0]] = SeenEntry(*row[1:])
+        for batch in batched(keys, 500):
+            marks = ",".join("?" * len(batch))
+            for row in self.catalog.fetch(
+                f"""SELECT entry_key, stamp, article_id, content_hash, error FROM feed_entries
+                    WHERE feed_url = ? AND entry_key IN ({marks})""",
+                (feed_url, *batch),
+            ):
+                found[row[0]] = SeenEntry(*row[1:])
         return found
 
     def remember_entry(
@@ -166,36 +204,25 @@ class WebState:
     ) -> None:
         with self.catalog.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO feed_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                """INSERT INTO feed_entries VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (feed_url, entry_key) DO UPDATE SET stamp = excluded.stamp,
+                       article_id = excluded.article_id, content_hash = excluded.content_hash,
+                       error = excluded.error, seen_at = excluded.seen_at""",
                 (feed_url, key, stamp, article_id, content_hash, error, now_iso()),
             )
 
     def entry_articles(self, feed_url: str) -> dict[str, str]:
         """Article id -> content hash of every article a feed's entries gave."""
-        with self.catalog.lock:
-            rows = self.catalog.conn.execute(
-                "SELECT article_id, content_hash FROM feed_entries WHERE feed_url = ? AND article_id IS NOT NULL",
-                (feed_url,),
-            ).fetchall()
+        rows = self.catalog.fetch(
+            "SELECT article_id, content_hash FROM feed_entries WHERE feed_url = ? AND article_id IS NOT NULL",
+            (feed_url,),
+        )
         return {row[0]: row[1] for row in rows}
 
     def stored_article(self, article_id: str) -> Article | None:
         """The article as the catalog holds it (what a 304 says is still current)."""
-        with self.catalog.lock:
-            row = self.catalog.conn.execute(
-                "SELECT id, title, text, url, path, source, author, published_at FROM articles WHERE id = ?",
-                (article_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        article_id, title, text, url, path, source, author, published = row
-        return Article(
-            id=article_id,
-            title=title,
-            text=text,
-            url=url,
-            path=path,
-            source=source,
-            author=author,
-            published_at=datetime.fromisoformat(published) if published else None,
-        )
+        return self.catalog.article(article_id)
+
+    def forgotten(self, article_ids: Sequence[str]) -> set[str]:
+        """Those of `article_ids` removed with `byline forget`: feed polls leave them out."""
+        return self.catalog.forgotten(article_ids)
