@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from evals.datasets import (
+    ANSWER_KINDS,
     DatasetError,
     EvalQuestion,
     check_beir_dir,
@@ -46,7 +47,7 @@ EvalSet = tuple[str, list[EvalQuestion], dict[str, str], int]
 
 SETS = {
     "seeds.jsonl": (60, [SEED_ARTICLES], [ROOT / "seeds" / "the-hill-dorsey-omar.txt"]),
-    "dev-wikinews.jsonl": (50, [DEV_ARTICLES], []),
+    "dev-wikinews.jsonl": (240, [DEV_ARTICLES], []),
 }
 
 
@@ -91,12 +92,33 @@ def test_some_gold_answer_is_in_the_evidence(eval_set: EvalSet) -> None:
 
 
 def test_dev_articles_are_not_seed_articles_and_keep_their_source() -> None:
-    seed_ids = {r["id"] for r in _jsonl(SEED_ARTICLES)}
-    dev = _jsonl(DEV_ARTICLES)
-    assert dev and not seed_ids & {r["id"] for r in dev}
+    seeds, dev = _jsonl(SEED_ARTICLES), _jsonl(DEV_ARTICLES)
+    assert len(dev) >= 60
+    assert not {r["id"] for r in seeds} & {r["id"] for r in dev}
+    assert not {r["url"] for r in seeds} & {r["url"] for r in dev}
+    assert len({r["id"] for r in dev}) == len({r["url"] for r in dev}) == len(dev)
     assert {r["source"] for r in dev} == {"Wikinews"}
     used = {ev.url for q in load_questions(DATA / "dev-wikinews.jsonl") for ev in q.evidence}
     assert used == {r["url"] for r in dev}, "every dev article is asked about, and only those"
+
+
+# The dev set is for tuning the reader per kind of fact and its refusals, so it needs enough of each.
+MAIN_KINDS = ("person", "organisation", "place", "date", "number", "reason", "other")
+
+
+def test_dev_set_mix_of_kinds_phrasings_and_refusals() -> None:
+    questions = load_questions(DATA / "dev-wikinews.jsonl")
+    assert all(q.kind in ANSWER_KINDS for q in questions), "every dev question says its kind"
+    kinds = {kind: sum(q.kind == kind for q in questions) for kind in ANSWER_KINDS}
+    for kind in ANSWER_KINDS:
+        assert kinds[kind] >= (15 if kind in MAIN_KINDS else 6), kinds
+    assert sum(not q.answerable for q in questions) / len(questions) >= 0.30
+    assert sum("conversational" in q.meta.get("tags", []) for q in questions) >= 25
+    multi_article = {q.id for q in questions if "multi-article" in q.meta.get("tags", [])}
+    assert len(multi_article) >= 10
+    for q in questions:
+        spans_articles = len({ev.ref for ev in q.evidence}) >= 2
+        assert spans_articles == (q.id in multi_article), f"{q.id}: multi-article tag and evidence disagree"
 
 
 def test_attribution_links_every_wikinews_article() -> None:
