@@ -294,6 +294,9 @@ def test_stream_rules(fake: FakeSlack, client: WebClient) -> None:
         "invalid_chunks"
     )
     assert error_of(lambda: client.chat_appendStream(channel=CHANNEL, ts=ts)) == "no_text"
+    assert error_of(lambda: client.chat_appendStream(channel="C0OTHER", ts=ts, markdown_text="x")) == (
+        "message_not_found"
+    )
     # while it streams, the message cannot be edited
     assert error_of(lambda: client.chat_update(channel=CHANNEL, ts=ts, text="edit")) == "streaming_state_conflict"
     client.chat_appendStream(channel=CHANNEL, ts=ts, markdown_text="ok")
