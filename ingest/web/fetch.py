@@ -20,11 +20,11 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
-from urllib.robotparser import RobotFileParser
 
 import httpx
 
 from ingest.config import WebSettings
+from ingest.web.robots import RobotsRules, parse_robots
 
 Kind = Literal["html", "xml", "text"]
 
@@ -170,7 +170,7 @@ class Fetcher:
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
         )
         self._gate = HostGate(settings.per_host_concurrency, settings.delay)
-        self._robots: dict[str, RobotFileParser | bool] = {}
+        self._robots: dict[str, RobotsRules | bool] = {}
         self._robots_locks: dict[str, threading.Lock] = {}
         self._robots_guard = threading.Lock()
 
@@ -318,9 +318,7 @@ class Fetcher:
             if origin not in self._robots:
                 self._robots[origin] = self._load_robots(origin)
         rules = self._robots[origin]
-        if rules is False or (
-            isinstance(rules, RobotFileParser) and not rules.can_fetch(self.settings.user_agent, url)
-        ):
+        if rules is False or (isinstance(rules, RobotsRules) and not rules.allows(url, self.settings.user_agent)):
             why = "robots.txt unreadable (server error)" if rules is False else "disallowed by robots.txt"
             # a disallow lasts (a feed entry behind it is not retried until it changes); an outage does not
             raise _Failed(
@@ -328,7 +326,7 @@ class Fetcher:
                 permanent=rules is not False,
             )
 
-    def _load_robots(self, origin: str) -> RobotFileParser | bool:
+    def _load_robots(self, origin: str) -> RobotsRules | bool:
         """RFC 9309: a missing robots.txt (4xx) allows everything; a server error disallows everything."""
         url = f"{origin}/robots.txt"
         for _ in range(5):
@@ -345,14 +343,11 @@ class Fetcher:
             break
         else:
             return True
-        parser = RobotFileParser(url)
-        parser.parse(reply.body.decode("utf-8", errors="replace").splitlines())
-        crawl_delay = parser.crawl_delay(self.settings.user_agent)
+        rules = parse_robots(reply.body)
+        crawl_delay = rules.crawl_delay(self.settings.user_agent)
         if crawl_delay:
-            self._gate.slow_down(
-                urlsplit(origin).netloc.lower(), min(float(crawl_delay), self.settings.max_crawl_delay)
-            )
-        return parser
+            self._gate.slow_down(urlsplit(origin).netloc.lower(), min(crawl_delay, self.settings.max_crawl_delay))
+        return rules
 
 
 def _classify(content_type: str, body: bytes) -> Kind:
