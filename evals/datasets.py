@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Which article an evidence quote comes from: one of these keys names it.
+from ingest.models import article_id_for
+
+# Which article an evidence quote comes from: one of these keys names it (or a url with its own article_id).
 EVIDENCE_REFS = ("url", "article_id", "path")
 _QUESTION_KEYS = {"id", "question", "answerable", "answers", "evidence"}
-_OPTIONAL_KEYS = {"notes"}
+# The kind of fact a question asks for; for an unanswerable question, the kind it would have.
+ANSWER_KINDS = (
+    "person",
+    "organisation",
+    "place",
+    "date",
+    "number",
+    "money",
+    "quantity",
+    "age",
+    "duration",
+    "reason",
+    "other",
+)
 
 
 class DatasetError(ValueError):
@@ -27,7 +42,7 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """A gold quote and the article it is in, named by exactly one of url, article_id or path."""
+    """A gold quote and the article it is in, named by one of url, article_id or path (or a url and its id)."""
 
     quote: str
     url: str | None = None
@@ -46,6 +61,14 @@ class EvalQuestion:
     answerable: bool
     answers: tuple[str, ...]
     evidence: tuple[Evidence, ...]
+    # Every other field of the line (kind, tags, notes, anything else), kept as written.
+    meta: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def kind(self) -> str | None:
+        """The kind of fact asked for (one of ANSWER_KINDS), when the set says."""
+        kind = self.meta.get("kind")
+        return kind if isinstance(kind, str) else None
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
@@ -86,11 +109,9 @@ def _question_problems(record: Any) -> list[str]:
         return ["a line must be a JSON object"]
     problems = []
     missing = sorted(_QUESTION_KEYS - record.keys())
-    unknown = sorted(record.keys() - _QUESTION_KEYS - _OPTIONAL_KEYS)
     if missing:
         problems.append(f"missing field(s): {', '.join(missing)}")
-    if unknown:
-        problems.append(f"unknown field(s): {', '.join(unknown)}")
+    problems += _meta_problems(record)
     for key in ("id", "question"):
         if key in record and not (isinstance(record[key], str) and record[key].strip()):
             problems.append(f"{key!r} must be a non-empty string")
@@ -112,16 +133,34 @@ def _question_problems(record: Any) -> list[str]:
     return problems
 
 
+def _meta_problems(record: dict[str, Any]) -> list[str]:
+    """Extra fields are kept as they are; the ones with a known meaning must be well formed."""
+    problems = []
+    if "kind" in record and record["kind"] not in ANSWER_KINDS:
+        problems.append(f"'kind' must be one of {', '.join(ANSWER_KINDS)} (got {record['kind']!r})")
+    tags = record.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+        problems.append("'tags' must be a list of non-empty strings")
+    if "notes" in record and not isinstance(record["notes"], str):
+        problems.append("'notes' must be a string")
+    return problems
+
+
 def _evidence_problems(item: Any) -> list[str]:
     if not isinstance(item, dict):
         return ["must be an object"]
     problems = []
     refs = [key for key in EVIDENCE_REFS if key in item]
-    if len(refs) != 1:
-        problems.append(f"needs exactly one of {', '.join(EVIDENCE_REFS)} (has {len(refs)})")
+    if len(refs) != 1 and refs != ["url", "article_id"]:
+        named = ", ".join(refs) or "none"
+        problems.append(f"needs exactly one of {', '.join(EVIDENCE_REFS)}, or a url and its article_id (has {named})")
     for key in refs:
         if not (isinstance(item[key], str) and item[key].strip()):
             problems.append(f"{key!r} must be a non-empty string")
+    if refs == ["url", "article_id"] and not problems:
+        url_id = article_id_for(item["url"], "")
+        if item["article_id"] != url_id:
+            problems.append(f"'article_id' {item['article_id']!r} is not the url's article id ({url_id!r})")
     if not (isinstance(item.get("quote"), str) and item["quote"].strip()):
         problems.append("'quote' must be a non-empty string")
     unknown = sorted(item.keys() - {"quote", *EVIDENCE_REFS})
@@ -145,6 +184,7 @@ def _question(record: dict[str, Any]) -> EvalQuestion:
             )
             for item in record["evidence"]
         ),
+        meta={key: value for key, value in record.items() if key not in _QUESTION_KEYS},
     )
 
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from bot.citations import strip_markers
-from bot.context import fit_sources
-from bot.llm import ChatClient, LLMError, model_name
+from bot.answering.citations import strip_markers
+from bot.answering.context import fit_sources
+from bot.answering.llm import ChatClient, LLMError, model_name
 from prompts import render_prompt
 
 if TYPE_CHECKING:

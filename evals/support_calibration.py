@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.citations import SupportChecker
-from bot.context import Source, number_sources
+from bot.answering.citations import SupportChecker
+from bot.answering.context import Source, number_sources
 from bot.models import Passage
 from bot.settings import LLMSettings, Settings
 from ingest.embedding import Embedder

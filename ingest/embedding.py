@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from bot.settings import BUNDLED_MODEL, EmbeddingSettings
+from ingest.config import BUNDLED_MODEL, EmbeddingSettings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

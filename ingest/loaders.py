@@ -1,4 +1,4 @@
-"""Loaders: turn sources (files, folders, and, through registered handlers, URLs and feeds) into Articles.
+"""Loaders: turn sources (files, folders, and, through the handlers a caller passes, URLs and feeds) into Articles.
 
 Every failure is a value (`LoadFailure`) naming the input and the reason, so one bad file never stops a batch.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,32 +28,16 @@ FileLoader = Callable[[Path], Iterator[LoadResult]]
 # A source handler claims sources it understands (e.g. http URLs) before they are treated as paths.
 SourceHandler = Callable[[str], Iterator[LoadResult] | None]
 
-_FILE_LOADERS: dict[str, FileLoader] = {}
-_SOURCE_HANDLERS: list[SourceHandler] = []
-
-
-def file_loader(*suffixes: str) -> Callable[[FileLoader], FileLoader]:
-    def register(fn: FileLoader) -> FileLoader:
-        for suffix in suffixes:
-            _FILE_LOADERS[suffix] = fn
-        return fn
-
-    return register
-
-
-def register_source_handler(handler: SourceHandler) -> None:
-    if handler not in _SOURCE_HANDLERS:
-        _SOURCE_HANDLERS.append(handler)
-
 
 def supported_suffixes() -> list[str]:
-    return sorted(_FILE_LOADERS)
+    return sorted(FILE_LOADERS)
 
 
-def load_sources(sources: Iterable[str]) -> Iterator[LoadResult]:
-    """Articles (or failures) from each source, folders walked recursively in a stable order."""
+def load_sources(sources: Iterable[str], handlers: Sequence[SourceHandler] = ()) -> Iterator[LoadResult]:
+    """Articles (or failures) from each source, folders walked recursively in a stable order; each source is
+    offered to `handlers` first, in order, and read as a path when none claims it."""
     for source in sources:
-        for handler in _SOURCE_HANDLERS:
+        for handler in handlers:
             handled = handler(source)
             if handled is not None:
                 yield from handled
@@ -66,13 +50,13 @@ def _load_path(path: Path) -> Iterator[LoadResult]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
         for file in files:
-            if file.suffix.lower() in _FILE_LOADERS:
+            if file.suffix.lower() in FILE_LOADERS:
                 yield from _load_file(file)
         return
     if not path.exists():
         yield LoadFailure(str(path), "no such file or directory")
         return
-    if path.suffix.lower() not in _FILE_LOADERS:
+    if path.suffix.lower() not in FILE_LOADERS:
         known = ", ".join(supported_suffixes())
         yield LoadFailure(str(path), f"unsupported file type {path.suffix or '(none)'!r} (known: {known})")
         return
@@ -89,7 +73,7 @@ def _hidden(relative: Path) -> bool:
 
 def _load_file(path: Path) -> Iterator[LoadResult]:
     try:
-        yield from _FILE_LOADERS[path.suffix.lower()](path)
+        yield from FILE_LOADERS[path.suffix.lower()](path)
     except PermissionError:
         yield LoadFailure(str(path), "permission denied")
     except OSError as exc:
@@ -169,7 +153,6 @@ def make_article(
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
 
 
-@file_loader(".txt", ".md", ".markdown")
 def load_plain(path: Path) -> Iterator[LoadResult]:
     """First non-empty line is the title (a leading '# ' is dropped); optional `key: value` front matter."""
     try:
@@ -225,7 +208,6 @@ def article_from_record(record: dict[str, Any], path: str | None) -> Article:
     )
 
 
-@file_loader(".jsonl", ".ndjson")
 def load_jsonl(path: Path) -> Iterator[LoadResult]:
     """One article per line, read line by line: a multi-gigabyte dump never sits in memory whole.
 
@@ -260,7 +242,6 @@ def load_jsonl(path: Path) -> Iterator[LoadResult]:
         yield LoadFailure(str(path), "empty file")
 
 
-@file_loader(".json")
 def load_json(path: Path) -> Iterator[LoadResult]:
     try:
         data = json.loads(read_text_file(path))
@@ -313,10 +294,22 @@ def article_from_html(
     )
 
 
-@file_loader(".html", ".htm")
 def load_html(path: Path) -> Iterator[LoadResult]:
     try:
         # bytes: trafilatura honours the page's declared or detected encoding
         yield article_from_html(read_bytes_checked(path), path=str(path), whole_file=True)
     except ValueError as exc:
         yield LoadFailure(str(path), str(exc))
+
+
+# The file loaders by suffix.
+FILE_LOADERS: dict[str, FileLoader] = {
+    ".txt": load_plain,
+    ".md": load_plain,
+    ".markdown": load_plain,
+    ".jsonl": load_jsonl,
+    ".ndjson": load_jsonl,
+    ".json": load_json,
+    ".html": load_html,
+    ".htm": load_html,
+}

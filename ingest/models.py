@@ -1,10 +1,11 @@
-"""The objects ingest builds: an Article (one source record, cleaned) and its Chunks."""
+"""The objects ingest builds (an Article, one source record cleaned, and its Chunks) and the search filters
+both indexes apply."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 
 
 @dataclass(slots=True)
@@ -68,3 +69,29 @@ def normalise_url(url: str) -> str:
     parts = urlsplit(url.strip())
     path = parts.path.rstrip("/") or "/"
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+def source_key(source: str | None) -> str:
+    """How outlets are compared: case and surrounding space do not matter."""
+    return (source or "").strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Restrict retrieval to some outlets and/or a publication-date range (inclusive)."""
+
+    sources: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.since or self.until)
+
+    def source_keys(self) -> list[str]:
+        return [source_key(s) for s in self.sources]
+
+    def published_range(self) -> tuple[int | None, int | None]:
+        """The date range as inclusive UTC epoch seconds (start of `since`, end of `until`); None when open."""
+        since = int(datetime.combine(self.since, time.min, tzinfo=UTC).timestamp()) if self.since else None
+        until = int(datetime.combine(self.until, time.max, tzinfo=UTC).timestamp()) if self.until else None
+        return since, until

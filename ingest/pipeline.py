@@ -20,7 +20,7 @@ from ingest.chunking import chunk_articles
 from ingest.embedding import Embedder
 from ingest.loaders import LoadFailure, LoadResult
 from ingest.models import Article, Chunk
-from ingest.store import Store
+from ingest.storage.store import Store
 
 # Articles looked up in the catalog at once; chunks embedded and written per batch (one Chroma upsert, one
 # catalog transaction); batches waiting between the stages.
@@ -65,12 +65,12 @@ Progress = Callable[[int, str], None]
 
 
 @dataclass
-class _Batch:
-    """Articles to write with their chunks; `replaces[i]` says article i had an older version indexed."""
+class _Record:
+    """An article to write: whether it replaces an indexed version, and its chunks once chunked."""
 
-    articles: list[Article] = field(default_factory=list)
-    replaces: list[bool] = field(default_factory=list)
-    chunks: list[list[Chunk]] = field(default_factory=list)
+    article: Article
+    replaces: bool
+    chunks: list[Chunk] = field(default_factory=list)
 
 
 @dataclass
@@ -95,11 +95,14 @@ def ingest_articles(
     """Index what `results` yields. `progress(n, label)` is told of every n inputs handled."""
     report = IngestReport()
     started = time.perf_counter()
-    store.collection  # noqa: B018 - open (and reconcile) the index before the producer touches the catalog
+    store.open()  # the index is opened (and reconciled) before the producer touches the catalog
     stop = threading.Event()
     handoff: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_BATCHES)
     producer = threading.Thread(
-        target=_produce, args=(results, store, embedder, handoff, stop), name="byline-ingest-producer", daemon=True
+        target=_Producer(store, embedder, handoff, stop).run,
+        args=(results,),
+        name="byline-ingest-producer",
+        daemon=True,
     )
     producer.start()
     counted: set[str] = set()  # ids written this run: a later version in the same run is not counted twice
@@ -114,10 +117,9 @@ def ingest_articles(
                     for label in item.labels:
                         progress(1, label)
             else:
-                assert isinstance(item, _Batch)
+                assert isinstance(item, list)
                 _write(item, store, embedder, report, counted)
-        if aliases:
-            store.catalog.remember_paths(aliases)
+        store.remember_paths(aliases)
     finally:
         stop.set()
         producer.join(timeout=5)
@@ -132,98 +134,101 @@ def _drain(handoff: queue.Queue[object]) -> Iterator[object]:
         yield item
 
 
-def _produce(
-    results: Iterable[LoadResult],
-    store: Store,
-    embedder: Embedder,
-    handoff: queue.Queue[object],
-    stop: threading.Event,
-) -> None:
-    """Load, skip what is unchanged, chunk; hand batches over. Runs on its own thread."""
+class _Producer:
+    """Loads, skips what is unchanged, chunks, and hands batches of records over. Runs on its own thread."""
 
-    def put(item: object) -> None:
-        while not stop.is_set():
+    def __init__(self, store: Store, embedder: Embedder, handoff: queue.Queue[object], stop: threading.Event) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.handoff = handoff
+        self.stop = stop
+        self.seen: dict[str, str] = {}  # id -> hash, so the same article twice in one run is stored once
+        self.lookup: list[Article] = []  # waiting for one catalog look-up of what is indexed
+        self.batch: list[_Record] = []  # changed articles waiting to be chunked and handed over
+        self.batch_chars = 0
+        self.news = _Seen()
+
+    def run(self, results: Iterable[LoadResult]) -> None:
+        try:
+            for result in results:
+                self.take(result)
+            self.flush_lookup()
+            self.flush()
+            self.put(_DONE)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the consumer, which raises it where the caller can see it
             try:
-                handoff.put(item, timeout=0.2)
+                self.put(exc)
+            except _Stopped:
+                return
+
+    def take(self, result: LoadResult) -> None:
+        news = self.news
+        if isinstance(result, LoadFailure):
+            news.failed.append(result)
+            news.labels.append(result.source)
+            return
+        news.labels.append(result.title)
+        if len(news.labels) >= _LOOKUP_BATCH * 4:  # keep progress moving through long unchanged runs
+            self.put(news)
+            self.news = _Seen()
+        if self.seen.get(result.id) == result.content_hash:
+            self.news.unchanged += 1
+            if result.path:
+                self.news.aliases.append((result.path, result.id))
+            return
+        if result.id in self.seen:  # a second, different version in one run: the later one wins
+            self.lookup = [a for a in self.lookup if a.id != result.id]
+            dropped = [r for r in self.batch if r.article.id == result.id]
+            self.batch = [r for r in self.batch if r.article.id != result.id]
+            self.batch_chars -= sum(len(r.article.text) for r in dropped)
+        self.seen[result.id] = result.content_hash
+        self.lookup.append(result)
+        if len(self.lookup) >= _LOOKUP_BATCH:
+            self.flush_lookup()
+        # Rough size check (about 4 chars a word piece, ~200 pieces a chunk) keeps each batch bounded.
+        if self.batch_chars >= _WRITE_BATCH_CHUNKS * 800:
+            self.flush()
+
+    def flush_lookup(self) -> None:
+        """Sort the looked-up articles into unchanged ones and ones to write."""
+        known = self.store.indexed_hashes([a.id for a in self.lookup])
+        aliases = []
+        for article in self.lookup:
+            old = known.get(article.id)
+            if old == article.content_hash:
+                self.news.unchanged += 1
+                if article.path:
+                    aliases.append((article.path, article.id))
+            else:
+                self.batch.append(_Record(article, replaces=old is not None))
+                self.batch_chars += len(article.text)
+        self.store.remember_paths(aliases)
+        self.lookup = []
+
+    def flush(self) -> None:
+        """Hand over what was learnt, then the batch, chunked."""
+        if self.batch:
+            chunked = chunk_articles([r.article for r in self.batch], self.embedder, self.store.plan)
+            for record, chunks in zip(self.batch, chunked, strict=True):
+                record.chunks = chunks
+        news = self.news
+        if news.labels or news.failed or news.unchanged or news.aliases:
+            self.put(news)
+            self.news = _Seen()
+        if self.batch:
+            self.put(self.batch)
+            self.batch, self.batch_chars = [], 0
+
+    def put(self, item: object) -> None:
+        while not self.stop.is_set():
+            try:
+                self.handoff.put(item, timeout=0.2)
                 return
             except queue.Full:
                 continue
         raise _Stopped
-
-    seen: dict[str, str] = {}  # id -> hash, so the same article twice in one run is stored once
-    lookup: list[Article] = []
-    pending = _Batch()
-    pending_chars = 0
-    news = _Seen()
-
-    def flush_lookup() -> None:
-        nonlocal pending_chars
-        known = store.indexed_hashes([a.id for a in lookup])
-        aliases = []
-        for article in lookup:
-            old = known.get(article.id)
-            if old == article.content_hash:
-                news.unchanged += 1
-                if article.path:
-                    aliases.append((article.path, article.id))
-            else:
-                pending.articles.append(article)
-                pending.replaces.append(old is not None)
-                pending_chars += len(article.text)
-        if aliases:
-            store.catalog.remember_paths(aliases)
-        lookup.clear()
-
-    def flush_pending(final: bool = False) -> None:
-        nonlocal pending, pending_chars, news
-        if pending.articles:
-            pending.chunks = chunk_articles(pending.articles, embedder, store.plan)
-        if news.labels or news.failed or news.unchanged or news.aliases:
-            put(news)
-            news = _Seen()
-        if pending.articles:
-            put(pending)
-            pending, pending_chars = _Batch(), 0
-        if final:
-            put(_DONE)
-
-    try:
-        for result in results:
-            if isinstance(result, LoadFailure):
-                news.failed.append(result)
-                news.labels.append(result.source)
-                continue
-            news.labels.append(result.title)
-            if len(news.labels) >= _LOOKUP_BATCH * 4:  # keep progress moving through long unchanged runs
-                put(news)
-                news = _Seen()
-            if seen.get(result.id) == result.content_hash:
-                news.unchanged += 1
-                if result.path:
-                    news.aliases.append((result.path, result.id))
-                continue
-            if result.id in seen:  # a second, different version in one run: the later one wins
-                lookup[:] = [a for a in lookup if a.id != result.id]
-                keep = [i for i, a in enumerate(pending.articles) if a.id != result.id]
-                pending_chars -= sum(len(a.text) for a in pending.articles if a.id == result.id)
-                pending.articles = [pending.articles[i] for i in keep]
-                pending.replaces = [pending.replaces[i] for i in keep]
-            seen[result.id] = result.content_hash
-            lookup.append(result)
-            if len(lookup) >= _LOOKUP_BATCH:
-                flush_lookup()
-            # Rough size check (about 4 chars a word piece, ~200 pieces a chunk) keeps each batch bounded.
-            if pending_chars >= _WRITE_BATCH_CHUNKS * 800:
-                flush_pending()
-        flush_lookup()
-        flush_pending(final=True)
-    except _Stopped:
-        return
-    except BaseException as exc:  # handed to the consumer, which raises it where the caller can see it
-        try:
-            put(exc)
-        except _Stopped:
-            return
 
 
 class _Stopped(Exception):
@@ -235,15 +240,16 @@ def embed_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _write(batch: _Batch, store: Store, embedder: Embedder, report: IngestReport, counted: set[str]) -> None:
-    chunks = [c for cs in batch.chunks for c in cs]
+def _write(records: list[_Record], store: Store, embedder: Embedder, report: IngestReport, counted: set[str]) -> None:
+    chunks = [c for r in records for c in r.chunks]
     texts = [c.embed_text for c in chunks]
     hashes = [embed_hash(t) for t in texts]
     # An edited file gets a new content id: its previous version goes, and it counts as an update.
     superseded = {
-        a.id: store.catalog.superseded(a.path, a.id) if a.whole_file and a.path else [] for a in batch.articles
+        r.article.id: store.superseded(r.article.path, r.article.id) if r.article.whole_file and r.article.path else []
+        for r in records
     }
-    earlier = [a.id for a, r in zip(batch.articles, batch.replaces, strict=True) if r]
+    earlier = [r.article.id for r in records if r.replaces]
     earlier += [old for olds in superseded.values() for old in olds]
     kept = store.vectors_by_embed_hash(earlier, set(hashes)) if earlier else {}
     todo = [i for i, h in enumerate(hashes) if h not in kept]
@@ -256,8 +262,9 @@ def _write(batch: _Batch, store: Store, embedder: Embedder, report: IngestReport
     for i, h in enumerate(hashes):
         if h in kept:
             vectors[i] = kept[h]
-    store.write(list(zip(batch.articles, batch.chunks, strict=True)), vectors, hashes)
-    for article, replaces, article_chunks in zip(batch.articles, batch.replaces, batch.chunks, strict=True):
+    store.write([(r.article, r.chunks) for r in records], vectors, hashes)
+    for record in records:
+        article, replaces = record.article, record.replaces
         if superseded[article.id]:
             store.forget(superseded[article.id])
             replaces = True
@@ -265,6 +272,6 @@ def _write(batch: _Batch, store: Store, embedder: Embedder, report: IngestReport
             counted.add(article.id)
             report.updated += replaces
             report.added += not replaces
-        report.chunks += len(article_chunks)
-        report.tokens += sum(c.token_count for c in article_chunks)
+        report.chunks += len(record.chunks)
+        report.tokens += sum(c.token_count for c in record.chunks)
     report.reused_chunks += len(chunks) - len(todo)

@@ -1,8 +1,60 @@
-"""Sentence spans of English news text: fast, offset-exact, aware of the abbreviations news uses."""
+"""English news text: sentence spans (offset-exact, aware of the abbreviations news uses), and the one word
+tokenizer with its named stopword sets, shared by lexical search, the citation check and the extractive answerer.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+
+# -- words ---------------------------------------------------------------------------------------------------
+
+# A word: letters and digits, with inner hyphens, apostrophes and dots kept (K2-18b, O'Brien, U.S., 3.5). Its
+# pieces are what SQLite's FTS5 unicode61 tokenizer indexes (runs of letters and digits), so a word matched as a
+# phrase of its pieces finds exactly what the lexical index holds.
+_WORD = re.compile(r"[^\W_]+(?:[-'.][^\W_]+)*")
+_PIECE = re.compile(r"[^\W_]+")
+_POSSESSIVE = re.compile(r"'s$")
+
+# English function words and question words (the common NLTK list, less its contraction fragments): they match
+# almost every chunk, so lexical search leaves them out of queries.
+# fmt: off
+FUNCTION_WORDS = frozenset((
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be",
+    "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having",
+    "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it",
+    "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on",
+    "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so",
+    "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these",
+    "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what",
+    "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours",
+    "yourself", "yourselves",
+))
+# Words news uses to attribute and hedge: on every page, so they say nothing about what a sentence states.
+REPORTING_WORDS = frozenset(("according", "also", "may", "might", "reportedly", "said", "say", "says", "tell", "told"))
+# fmt: on
+# What word overlap between a question or claim and a sentence is measured on: neither kind counts.
+CONTENT_STOPWORDS = FUNCTION_WORDS | REPORTING_WORDS
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` in order: case-folded, curly apostrophes straightened, possessive 's dropped."""
+    return [_POSSESSIVE.sub("", w) for w in _WORD.findall(text.casefold().replace("\u2019", "'"))]
+
+
+def word_pieces(text: str) -> list[str]:
+    """The tokens SQLite FTS5 (`unicode61 remove_diacritics 2`) makes of `text`, before stemming."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return _PIECE.findall("".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def content_words(text: str, stopwords: frozenset[str] = CONTENT_STOPWORDS) -> set[str]:
+    """The distinct words of `text` that say something: no stopwords, no single characters."""
+    return {w for w in words(text) if len(w) > 1 and w not in stopwords}
+
+
+# -- sentences -----------------------------------------------------------------------------------------------
 
 # Tokens that end in a period without ending a sentence (titles, initials, months, US states as AP writes them).
 _ABBREVIATIONS = frozenset(

@@ -7,9 +7,9 @@ import time
 
 from seed_passages import passages
 
-from bot.citations import SupportChecker, check_citations
-from bot.context import fit_sources
-from bot.llm import estimate_tokens
+from bot.answering.citations import SupportChecker, check_citations
+from bot.answering.context import fit_sources
+from bot.answering.llm import estimate_tokens
 from bot.settings import Settings
 from ingest.embedding import Embedder
 

@@ -15,12 +15,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from web_site import Resource, Site, SiteServer
 
-from bot.settings import WebSettings
-from ingest.catalog import Catalog
-from ingest.fetch import Fetcher, FetchFailure
+from ingest.config import WebSettings
 from ingest.models import Article
-from ingest.web import WebLoader, parse_feed
-from ingest.webstate import WebState
+from ingest.storage.sqlite import SQLiteCatalog
+from ingest.web.feeds import parse_feed
+from ingest.web.fetch import Fetcher, FetchFailure
+from ingest.web.loader import WebLoader
+from ingest.web.state import WebState
 
 PAGES = 200
 SETTINGS = WebSettings(delay=0.0, backoff=0.01, timeout=5.0, retries=0, max_bytes=10_000_000, entries_per_poll=200)
@@ -122,7 +123,7 @@ def failures(site: Site) -> None:
 
 def main() -> None:
     with SiteServer() as site, tempfile.TemporaryDirectory() as home:
-        state = WebState(Catalog(Path(home) / "catalog.sqlite"))
+        state = WebState(SQLiteCatalog(Path(home) / "catalog.sqlite"))
         index = Index()
         pages(site, state, index)
         big_feed(site, state, index)

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 SEED_ARTICLE = SEEDS / "the-hill-dorsey-omar.txt"
 SEED_JSONL = SEEDS / "wikinews-2019-sample.jsonl"
+# The shared development data sits beside the checkout (here and in CI).
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 _FOREIGN = (
     "SLACK_BOT_TOKEN",
@@ -67,17 +69,14 @@ def settings(isolated_env: Path) -> Settings:
 @pytest.fixture
 def byline(settings: Settings, embedder: Embedder) -> Byline:
     """A Byline on a fresh home that shares the session's model."""
-    instance = Byline(settings)
-    instance.__dict__["embedder"] = embedder  # cached_property slot: reuse the loaded model
-    return instance
+    return Byline(settings, embedder=embedder)
 
 
 @pytest.fixture(scope="session")
 def seeded_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
     """A home with all seed articles ingested once per session; copy it before writing to it."""
     home = tmp_path_factory.mktemp("seeded") / "home"
-    instance = Byline(Settings(home=home))
-    instance.__dict__["embedder"] = embedder
+    instance = Byline(Settings(home=home), embedder=embedder)
     report = instance.ingest([str(SEEDS)])
     assert not report.failed and report.added == 38
     instance.catalog.close()
@@ -90,9 +89,7 @@ def byline_over_copy(prepared: Path, target: Path, monkeypatch: pytest.MonkeyPat
 
     shutil.copytree(prepared, target)
     monkeypatch.setenv("BYLINE_HOME", str(target))
-    instance = Byline(load_settings())
-    instance.__dict__["embedder"] = embedder
-    return instance
+    return Byline(load_settings(), embedder=embedder)
 
 
 @pytest.fixture
@@ -103,17 +100,10 @@ def seeded(seeded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, e
 
 @pytest.fixture
 def cli_runner(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """typer's runner for `bot.cli.app`, every Byline it builds sharing the session's loaded model."""
-    import bot.cli
+    """typer's runner for the `byline` app, every Byline it builds sharing the session's loaded model."""
+    from bot.cli import common
 
-    real_open = bot.cli.open_byline
-
-    def open_with_shared_model(settings: Settings) -> Byline:
-        byline = real_open(settings)
-        byline.__dict__["embedder"] = embedder
-        return byline
-
-    monkeypatch.setattr(bot.cli, "open_byline", open_with_shared_model)
+    monkeypatch.setattr(common, "open_byline", lambda settings: Byline(settings, embedder=embedder))
     return CliRunner()
 
 

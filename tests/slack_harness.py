@@ -23,12 +23,13 @@ from fake_slack import BOT_TOKEN, BOT_USER_ID, TEAM_ID, FakeSlack
 from slack_bolt import App
 from slack_sdk.signature import SignatureVerifier
 
-from bot.models import CANNOT_ANSWER, Answer, Citation, SearchFilters, Turn
+from bot.models import CANNOT_ANSWER, Answer, Citation, Turn
 from bot.settings import Settings, SlackSettings
 from bot.slack.app import create_slack_app
 from bot.slack.feedback import FeedbackStore
 from bot.slack.serve import make_http_server
-from ingest.catalog import Catalog
+from ingest.models import SearchFilters
+from ingest.storage.sqlite import SQLiteCatalog
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 CHANNEL = "C0NEWS"
@@ -135,8 +136,8 @@ class SlackHarness:
             home=home,
             slack=SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url, **slack),
         )
-        self.catalog = Catalog(home / "catalog.sqlite")
-        self.feedback = FeedbackStore(self.catalog.conn, self.catalog.lock)
+        self.catalog = SQLiteCatalog(home / "catalog.sqlite")
+        self.feedback = FeedbackStore(self.catalog)
         self.app: App = create_slack_app(self.settings, self.ask, self.feedback)
         self.server = make_http_server(self.app, 0, "127.0.0.1")
         self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import SEED_JSONL
 
+from bot.answering.extractive import ExtractiveAnswerer
 from bot.app import Byline
-from bot.extractive import ExtractiveAnswerer
 from ingest.embedding import Embedder
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,6 @@ def test_shortlisted_answers_match_answers_from_every_sentence(byline: Byline, e
     for question in QUESTIONS:
         passages = byline.retriever.search(question)
         counter.batches.clear()
-        short, full = shortlist.answer(question, passages), everything.answer(question, passages)
+        short, full = shortlist.answer(question, question, passages), everything.answer(question, question, passages)
         assert max(counter.batches) <= 8  # question embedded separately; sentences at most the shortlist
         assert (short.text, short.refused) == (full.text, full.refused), question

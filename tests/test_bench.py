@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.cli_bench import SHARED_DATA
+from bot.cli.main import build_app
 from evals.bench import Options, percentiles, run_bench
+
+app = build_app()
 
 SCIFACT = SHARED_DATA / "beir-scifact" / "corpus.jsonl"
 WIKINEWS = SHARED_DATA / "wikinews" / "wikinews-2019.jsonl"

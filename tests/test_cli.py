@@ -11,7 +11,9 @@ import pytest
 from conftest import SEED_ARTICLE
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.main import build_app
+
+app = build_app()
 
 
 @pytest.fixture
@@ -21,7 +23,10 @@ def runner(cli_runner: CliRunner) -> CliRunner:
 
 def test_help_is_instant_and_imports_nothing_heavy() -> None:
     heavy = "('torch', 'chromadb', 'sentence_transformers', 'openvino', 'slack_bolt', 'langchain_openai')"
-    code = f"import sys; from bot.cli import app; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = (
+        "import sys; from bot.cli.main import build_app; build_app(); "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     result = CliRunner().invoke(app, ["--help"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.settings import EmbeddingSettings
+from ingest.config import EmbeddingSettings
 from ingest.embedding import Embedder, EmbeddingError, export_dir, length_batches, read_layout
 
 pytestmark = pytest.mark.slow

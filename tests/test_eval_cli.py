@@ -12,10 +12,12 @@ from conftest import SEED_ARTICLE, SEED_JSONL, eval_outputs
 from typer.testing import CliRunner
 
 from bot.app import Byline
-from bot.cli import app
+from bot.cli.main import build_app
 from evals.datasets import load_questions
 from evals.report import compare_with_baseline
 from evals.runner import resolve_gold, run_questions
+
+app = build_app()
 
 REPO = Path(__file__).resolve().parents[1]
 # Notre Dame fire, Kipchoge's marathon, and The Hill article (evidence by path).

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from evals.datasets import (
+    ANSWER_KINDS,
     DatasetError,
     EvalQuestion,
     check_beir_dir,
@@ -19,6 +20,7 @@ from evals.datasets import (
     load_questions,
 )
 from evals.metrics import normalise_answer
+from ingest.models import article_id_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "evals" / "data"
@@ -45,7 +47,7 @@ EvalSet = tuple[str, list[EvalQuestion], dict[str, str], int]
 
 SETS = {
     "seeds.jsonl": (60, [SEED_ARTICLES], [ROOT / "seeds" / "the-hill-dorsey-omar.txt"]),
-    "dev-wikinews.jsonl": (50, [DEV_ARTICLES], []),
+    "dev-wikinews.jsonl": (240, [DEV_ARTICLES], []),
 }
 
 
@@ -90,12 +92,33 @@ def test_some_gold_answer_is_in_the_evidence(eval_set: EvalSet) -> None:
 
 
 def test_dev_articles_are_not_seed_articles_and_keep_their_source() -> None:
-    seed_ids = {r["id"] for r in _jsonl(SEED_ARTICLES)}
-    dev = _jsonl(DEV_ARTICLES)
-    assert dev and not seed_ids & {r["id"] for r in dev}
+    seeds, dev = _jsonl(SEED_ARTICLES), _jsonl(DEV_ARTICLES)
+    assert len(dev) >= 60
+    assert not {r["id"] for r in seeds} & {r["id"] for r in dev}
+    assert not {r["url"] for r in seeds} & {r["url"] for r in dev}
+    assert len({r["id"] for r in dev}) == len({r["url"] for r in dev}) == len(dev)
     assert {r["source"] for r in dev} == {"Wikinews"}
     used = {ev.url for q in load_questions(DATA / "dev-wikinews.jsonl") for ev in q.evidence}
     assert used == {r["url"] for r in dev}, "every dev article is asked about, and only those"
+
+
+# The dev set is for tuning the reader per kind of fact and its refusals, so it needs enough of each.
+MAIN_KINDS = ("person", "organisation", "place", "date", "number", "reason", "other")
+
+
+def test_dev_set_mix_of_kinds_phrasings_and_refusals() -> None:
+    questions = load_questions(DATA / "dev-wikinews.jsonl")
+    assert all(q.kind in ANSWER_KINDS for q in questions), "every dev question says its kind"
+    kinds = {kind: sum(q.kind == kind for q in questions) for kind in ANSWER_KINDS}
+    for kind in ANSWER_KINDS:
+        assert kinds[kind] >= (15 if kind in MAIN_KINDS else 6), kinds
+    assert sum(not q.answerable for q in questions) / len(questions) >= 0.30
+    assert sum("conversational" in q.meta.get("tags", []) for q in questions) >= 25
+    multi_article = {q.id for q in questions if "multi-article" in q.meta.get("tags", [])}
+    assert len(multi_article) >= 10
+    for q in questions:
+        spans_articles = len({ev.ref for ev in q.evidence}) >= 2
+        assert spans_articles == (q.id in multi_article), f"{q.id}: multi-article tag and evidence disagree"
 
 
 def test_attribution_links_every_wikinews_article() -> None:
@@ -130,6 +153,22 @@ def test_load_questions_reads_a_valid_set(tmp_path: Path) -> None:
     assert questions[1].answerable is False
 
 
+def test_load_questions_carries_extra_fields_as_metadata(tmp_path: Path) -> None:
+    extra = {"kind": "person", "tags": ["conversational"], "notes": "from the lead", "source_row": 7}
+    plain, tagged = load_questions(_write(tmp_path / "meta.jsonl", [GOOD, {**GOOD, "id": "q2", **extra}]))
+    assert plain.meta == {} and plain.kind is None
+    assert tagged.meta == extra and tagged.kind == "person"
+    assert (tagged.id, tagged.answers) == ("q2", ("Ann",))
+
+
+def test_load_questions_accepts_a_url_with_its_own_article_id(tmp_path: Path) -> None:
+    url = "https://example.org/a"
+    both = {"url": url, "article_id": article_id_for(url, ""), "quote": "Ann did it."}
+    (question,) = load_questions(_write(tmp_path / "both.jsonl", [{**GOOD, "evidence": [both]}]))
+    assert question.evidence[0].ref == url
+    assert question.evidence[0].article_id == article_id_for(url, "")
+
+
 def test_load_questions_names_every_bad_line(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "bad.jsonl",
@@ -140,23 +179,35 @@ def test_load_questions_names_every_bad_line(tmp_path: Path) -> None:
             {**GOOD, "id": "q3", "answerable": "yes"},
             {**GOOD, "id": "q4", "answerable": False},
             {**GOOD, "id": "q5", "evidence": [{"quote": "x"}]},
-            {**GOOD, "id": "q6", "colour": "red"},
+            {**GOOD, "id": "q6", "kind": "colour"},
             {**GOOD, "id": "q7", "answers": []},
+            {**GOOD, "id": "q8", "tags": "conversational"},
+            {**GOOD, "id": "q9", "notes": ["a list"]},
+            {**GOOD, "id": "q10", "evidence": [{"url": "https://example.org/a", "article_id": "u-0", "quote": "x"}]},
+            {**GOOD, "id": "q11", "evidence": [{"url": "https://example.org/a", "path": "a.txt", "quote": "x"}]},
+            {**GOOD, "id": "q12", "evidence": [{"url": "https://example.org/a", "quote": "x", "page": 2}]},
         ],
     )
     with pytest.raises(DatasetError) as caught:
         load_questions(path)
     problems = caught.value.problems
-    assert [p.split(": ", 1)[0] for p in problems] == [f"{path}:{n}" for n in (2, 3, 4, 5, 6, 7, 8)]
+    url_id = article_id_for("https://example.org/a", "")
+    assert [p.split(": ", 1)[0] for p in problems] == [f"{path}:{n}" for n in range(2, 14)]
     text = "\n".join(problems)
     for reason in (
         "malformed JSON",
         "duplicate id 'q1' (first on line 1)",
         "'answerable' must be true or false",
         "unanswerable question has no answers",
-        "evidence[0]: needs exactly one of url, article_id, path",
-        "unknown field(s): colour",
+        "evidence[0]: needs exactly one of url, article_id, path, or a url and its article_id (has none)",
+        "'kind' must be one of person, organisation, place, date, number, money, quantity, age, duration, reason, "
+        "other (got 'colour')",
         "answerable question needs at least one answer",
+        "'tags' must be a list of non-empty strings",
+        "'notes' must be a string",
+        f"evidence[0]: 'article_id' 'u-0' is not the url's article id ({url_id!r})",
+        "evidence[0]: needs exactly one of url, article_id, path, or a url and its article_id (has url, path)",
+        "evidence[0]: unknown field(s): page",
     ):
         assert reason in text
 

@@ -20,8 +20,10 @@ from fake_openai import FakeOpenAI, Reply, completion, error, message_text
 from seed_passages import seed_articles
 from typer.testing import CliRunner, Result
 
-from bot.cli import app
+from bot.cli.main import build_app
 from bot.models import CANNOT_ANSWER
+
+app = build_app()
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 

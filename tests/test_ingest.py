@@ -11,6 +11,7 @@ import pytest
 from conftest import SEED_ARTICLE
 
 from bot.app import Byline
+from bot.settings import Settings
 from ingest.embedding import Embedder
 
 
@@ -27,10 +28,14 @@ class CountingEmbedder(Embedder):
 
 
 @pytest.fixture
-def counting(byline: Byline, embedder: Embedder) -> CountingEmbedder:
-    counter = CountingEmbedder(embedder)
-    byline.__dict__["embedder"] = counter
-    return counter
+def counting(embedder: Embedder) -> CountingEmbedder:
+    return CountingEmbedder(embedder)
+
+
+@pytest.fixture
+def byline(settings: Settings, counting: CountingEmbedder) -> Byline:
+    """A Byline on a fresh home whose model counts what it embeds."""
+    return Byline(settings, embedder=counting)
 
 
 def write_article(folder: Path, name: str, title: str, body: str) -> Path:
@@ -40,11 +45,11 @@ def write_article(folder: Path, name: str, title: str, body: str) -> Path:
 
 
 def chroma_ids(byline: Byline) -> set[str]:
-    return set(byline.store.collection.get(include=[])["ids"])
+    return byline.store.vector_ids()
 
 
 def catalog_ids(byline: Byline) -> set[str]:
-    return {row[0] for row in byline.catalog.conn.execute("SELECT id FROM chunks")}
+    return {row[0] for row in byline.catalog.fetch("SELECT id FROM chunks")}
 
 
 def test_reingest_unchanged_embeds_nothing(byline: Byline, counting: CountingEmbedder, tmp_path: Path) -> None:
@@ -89,7 +94,8 @@ def test_edited_file_without_url_replaces_its_previous_version(byline: Byline, t
     assert (report.added, report.updated) == (0, 1)
     assert byline.stats()["articles"] == 1 and chroma_ids(byline) == catalog_ids(byline)
     (article_id,) = byline.catalog.resolve(str(path))
-    assert "ten every morning" in (byline.catalog.article_text(article_id) or "")
+    stored = byline.catalog.article(article_id)
+    assert stored is not None and "ten every morning" in stored.text
 
 
 def test_forget_by_id_url_and_path(byline: Byline, tmp_path: Path) -> None:
@@ -133,8 +139,7 @@ def test_interrupted_write_keeps_old_version_and_next_open_sweeps(
     assert "4.5 percent" in byline.ask("What rate did the central bank hold?").text
     monkeypatch.undo()
 
-    reopened = Byline(byline.settings)
-    reopened.__dict__["embedder"] = embedder
+    reopened = Byline(byline.settings, embedder=embedder)
     assert chroma_ids(reopened) == old_ids == catalog_ids(reopened)
     report = reopened.ingest([str(path)])
     assert report.updated == 1
@@ -151,9 +156,8 @@ def test_opening_the_index_during_another_write_leaves_that_write_alone(
     openers: list[Byline] = []
 
     def another_process_opens_first(*args: object, **kwargs: object) -> list[str]:
-        asker = Byline(byline.settings)
-        asker.__dict__["embedder"] = embedder
-        asker.store.collection  # noqa: B018 - opening is when leftovers are swept
+        asker = Byline(byline.settings, embedder=embedder)
+        asker.store.open()  # opening is when leftovers are swept
         openers.append(asker)
         return switch(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -183,7 +187,8 @@ def test_ask_json_shape_and_quotes_are_exact(seeded: Byline) -> None:
             "end",
             "score",
         }
-        text = seeded.catalog.article_text(citation["article_id"])
+        stored = seeded.catalog.article(citation["article_id"])
+        text = stored.text if stored else None
         assert text is not None and text[citation["start"] : citation["end"]] == citation["quote"]
         assert f"[{citation['n']}]" in data["answer"]
     first = data["citations"][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from seed_passages import article_text, passages
 
-from bot.citations import (
+from bot.answering.citations import (
     UNVERIFIED,
     SupportChecker,
     check_citations,
@@ -13,7 +13,7 @@ from bot.citations import (
     is_refusal,
     split_answer,
 )
-from bot.context import Source, number_sources
+from bot.answering.context import Source, number_sources
 from bot.models import CANNOT_ANSWER
 from bot.settings import LLMSettings
 from ingest.embedding import Embedder

@@ -16,11 +16,13 @@ from seed_passages import article_text, seed_articles
 from typer.testing import CliRunner
 
 from bot.app import Byline
-from bot.cli import app
-from bot.cli_chat import CHECKED
+from bot.cli.chat import CHECKED
+from bot.cli.main import build_app
 from bot.models import CANNOT_ANSWER
 from bot.settings import Settings
 from ingest.embedding import Embedder
+
+app = build_app()
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -58,8 +60,7 @@ def small_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> 
     articles.write_text(
         "".join(json.dumps(seed_articles()[key]) + "\n" for key in ("notre", "magnitogorsk", "eliud", "nancy"))
     )
-    byline = Byline(Settings(home=folder / "home"))
-    byline.__dict__["embedder"] = embedder
+    byline = Byline(Settings(home=folder / "home"), embedder=embedder)
     report = byline.ingest([str(articles)])
     assert report.added == 4 and not report.failed
     byline.catalog.close()

@@ -11,8 +11,8 @@ import pytest
 from seed_passages import article_text, passages
 
 import prompts
-from bot.context import fit_sources, format_sources, neutralise, number_sources
-from bot.llm import estimate_tokens
+from bot.answering.context import fit_sources, format_sources, neutralise, number_sources
+from bot.answering.llm import estimate_tokens
 from bot.models import CANNOT_ANSWER
 from prompts import PROMPT_VARIABLES, PromptError, load_prompt, prompt_names, render_prompt
 

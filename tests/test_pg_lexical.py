@@ -1,5 +1,5 @@
-"""BM25 in a real PostgreSQL server (ingest.pg_lexical) against SQLite FTS5 on the same chunks: equal scores, and
-the index kept in step by triggers through updates, deletes, title changes and rollbacks."""
+"""BM25 in a real PostgreSQL server (ingest.storage.postgres_lexical) against SQLite FTS5 on the same chunks:
+equal scores, and the index kept in step by triggers through updates, deletes, title changes and rollbacks."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from postgres_server import PostgresServer
 
-import ingest.catalog
-from bot.lexical import query_terms
-from bot.models import SearchFilters
-from ingest import pg_lexical
-from ingest.catalog import Catalog
-from ingest.models import Article, Chunk
+import ingest.storage.sqlite
+from bot.retrieval.lexical import query_terms
+from ingest.models import Article, Chunk, SearchFilters
+from ingest.storage import postgres_lexical
+from ingest.storage.catalog import LexicalQuery
+from ingest.storage.postgres_lexical_schema import LEXICAL_MIGRATIONS
+from ingest.storage.sqlite import SQLiteCatalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -130,30 +132,38 @@ QUERIES = [
 @pytest.fixture
 def pg(postgres_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        pg_lexical.migrate(conn)
+        postgres_lexical.migrate(conn)
         yield conn
 
 
 @pytest.fixture
-def sqlite_catalog(tmp_path: Path) -> Iterator[Catalog]:
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+def sqlite_catalog(tmp_path: Path) -> Iterator[SQLiteCatalog]:
+    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
     yield catalog
     catalog.close()
 
 
-def write_both(catalog: Catalog, pg: psycopg.Connection, written: Written, collection: str = COLLECTION) -> None:
+def write_both(catalog: SQLiteCatalog, pg: psycopg.Connection, written: Written, collection: str = COLLECTION) -> None:
     catalog.commit_articles(collection, written)
-    pg_lexical.write_articles(pg, collection, written)
+    postgres_lexical.write_articles(pg, collection, written)
 
 
 def ranked(hits: list[tuple[str, float]]) -> list[tuple[float, str]]:
     return sorted(((round(score, 9), chunk_id) for chunk_id, score in hits), key=lambda hit: (-hit[0], hit[1]))
 
 
-def assert_same_bm25(catalog: Catalog, pg: psycopg.Connection, terms: list[str], **options: object) -> None:
-    fts5 = catalog.lexical_search(COLLECTION, terms, 50, **options)  # type: ignore[arg-type]
-    postgres = pg_lexical.lexical_search(pg, COLLECTION, terms, 50, **options)  # type: ignore[arg-type]
-    assert ranked(postgres) == ranked(fts5), terms
+def pg_search(
+    pg: psycopg.Connection, terms: Sequence[str], n: int = 50, collection: str = COLLECTION, **options: Any
+) -> list[tuple[str, float]]:
+    return postgres_lexical.lexical_search(pg, collection, LexicalQuery(list(terms), n, **options))
+
+
+def fts5_search(catalog: SQLiteCatalog, terms: Sequence[str], n: int = 50, **options: Any) -> list[tuple[str, float]]:
+    return catalog.lexical_search(COLLECTION, LexicalQuery(list(terms), n, **options))
+
+
+def assert_same_bm25(catalog: SQLiteCatalog, pg: psycopg.Connection, terms: list[str], **options: Any) -> None:
+    assert ranked(pg_search(pg, terms, **options)) == ranked(fts5_search(catalog, terms, **options)), terms
 
 
 def assert_in_step(pg: psycopg.Connection, collection: str = COLLECTION) -> None:
@@ -190,24 +200,24 @@ def assert_in_step(pg: psycopg.Connection, collection: str = COLLECTION) -> None
     assert totals == recount
 
 
-def test_bm25_scores_equal_fts5_on_the_same_chunks(sqlite_catalog: Catalog, pg: psycopg.Connection) -> None:
+def test_bm25_scores_equal_fts5_on_the_same_chunks(sqlite_catalog: SQLiteCatalog, pg: psycopg.Connection) -> None:
     write_both(sqlite_catalog, pg, CORPUS)
     for question in QUERIES:
         assert_same_bm25(sqlite_catalog, pg, query_terms(question))
         assert_same_bm25(sqlite_catalog, pg, query_terms(question), title_weight=2.5)
         assert_same_bm25(sqlite_catalog, pg, query_terms(question), title_weight=0.0)
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["k2-18b"], 5)[0][0].startswith("planet:")
-    assert {hit[0].split(":")[0] for hit in pg_lexical.lexical_search(pg, COLLECTION, ["3.5"], 5)} == {
+    assert pg_search(pg, ["k2-18b"], 5)[0][0].startswith("planet:")
+    assert {hit[0].split(":")[0] for hit in pg_search(pg, ["3.5"], 5)} == {
         "rates",
         "sprint",
     }
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["4.5"], 5)[0][0].startswith("rates:")
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["18b-k2"], 5) == []  # a phrase, in its order
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["ohio-state"], 5) == []
+    assert pg_search(pg, ["4.5"], 5)[0][0].startswith("rates:")
+    assert pg_search(pg, ["18b-k2"], 5) == []  # a phrase, in its order
+    assert pg_search(pg, ["ohio-state"], 5) == []
 
 
 def test_index_stays_in_step_through_updates_deletes_titles_and_rollbacks(
-    sqlite_catalog: Catalog, pg: psycopg.Connection
+    sqlite_catalog: SQLiteCatalog, pg: psycopg.Connection
 ) -> None:
     write_both(sqlite_catalog, pg, CORPUS)
     assert_in_step(pg)
@@ -216,7 +226,7 @@ def test_index_stays_in_step_through_updates_deletes_titles_and_rollbacks(
     rates = article("rates", "Central bank cuts rates", ["The central bank cut its main rate to 4.25 percent."])
     write_both(sqlite_catalog, pg, [rates])
     assert_in_step(pg)
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["inflation"], 5) == []
+    assert pg_search(pg, ["inflation"], 5) == []
     assert_same_bm25(sqlite_catalog, pg, ["rate", "cut", "4.25"])
 
     # a title change alone re-indexes that article's chunks
@@ -235,39 +245,39 @@ def test_index_stays_in_step_through_updates_deletes_titles_and_rollbacks(
     for db in (sqlite_catalog.conn, pg):
         db.execute("DELETE FROM articles WHERE id = 'planet'")
     assert_in_step(pg)
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["k2-18b", "water"], 5) == []
+    assert pg_search(pg, ["k2-18b", "water"], 5) == []
     for question in QUERIES:
         assert_same_bm25(sqlite_catalog, pg, query_terms(question))
 
     # a write that fails leaves nothing behind
     before = pg.execute("SELECT count(*) FROM lexical_postings").fetchone()
     with pytest.raises(psycopg.errors.UniqueViolation), pg.transaction():
-        pg_lexical.write_articles(pg, COLLECTION, [article("new", "Brand new", ["Something entirely new."])])
+        postgres_lexical.write_articles(pg, COLLECTION, [article("new", "Brand new", ["Something entirely new."])])
         pg.execute("INSERT INTO articles SELECT * FROM articles WHERE id = 'new'")  # fails
     assert pg.execute("SELECT count(*) FROM lexical_postings").fetchone() == before
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["entirely"], 5) == []
+    assert pg_search(pg, ["entirely"], 5) == []
     assert_in_step(pg)
 
 
 def test_superseded_versions_and_other_collections_are_not_returned(pg: psycopg.Connection) -> None:
-    pg_lexical.write_articles(pg, COLLECTION, CORPUS)
+    postgres_lexical.write_articles(pg, COLLECTION, CORPUS)
     # another collection (another chunking) with harbour-heavy chunks of its own
     other = [article("moorings", "Harbour moorings", ["Harbour harbour harbour bridge, moored ferries."])]
-    pg_lexical.write_articles(pg, "other", other)
+    postgres_lexical.write_articles(pg, "other", other)
     assert_in_step(pg, "other")
-    ids = [chunk_id for chunk_id, _ in pg_lexical.lexical_search(pg, COLLECTION, ["harbour", "moored"], 50)]
+    ids = [chunk_id for chunk_id, _ in pg_search(pg, ["harbour", "moored"], 50)]
     assert ids and all(chunk_id.startswith("bridge:") for chunk_id in ids)
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["moored"], 5) == []
-    assert pg_lexical.lexical_search(pg, "other", ["moored"], 5)[0][0].startswith("moorings:")
+    assert pg_search(pg, ["moored"], 5) == []
+    assert pg_search(pg, ["moored"], 5, collection="other")[0][0].startswith("moorings:")
     # this collection's vectors still hold an older version of "bridge": its chunks are not current
     pg.execute("UPDATE indexed SET hash = 'older' WHERE collection = %s AND article_id = 'bridge'", (COLLECTION,))
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["harbour", "bridge"], 1) == []
+    assert pg_search(pg, ["harbour", "bridge"], 1) == []
     # the superseded rows rank higher, yet the next current one comes
-    ((best, _),) = pg_lexical.lexical_search(pg, COLLECTION, ["harbour", "ferries", "officials"], 1)
+    ((best, _),) = pg_search(pg, ["harbour", "ferries", "officials"], 1)
     assert best.split(":")[0] in {"covid", "flood"}
 
 
-def test_source_and_date_filters(sqlite_catalog: Catalog, pg: psycopg.Connection) -> None:
+def test_source_and_date_filters(sqlite_catalog: SQLiteCatalog, pg: psycopg.Connection) -> None:
     write_both(sqlite_catalog, pg, CORPUS)
     terms = ["officials", "bridge", "conductor", "percent", "water"]
     cases = [
@@ -278,16 +288,16 @@ def test_source_and_date_filters(sqlite_catalog: Catalog, pg: psycopg.Connection
         SearchFilters(sources=("Alpha News",), until=date(2019, 2, 1)),
     ]
     for filters in cases:
-        fts5 = sqlite_catalog.lexical_search(COLLECTION, terms, 50, filters)
+        fts5 = fts5_search(sqlite_catalog, terms, 50, filters=filters)
         assert fts5
-        assert ranked(pg_lexical.lexical_search(pg, COLLECTION, terms, 50, filters)) == ranked(fts5)
+        assert ranked(pg_search(pg, terms, 50, filters=filters)) == ranked(fts5)
 
 
 def test_common_terms_are_left_out_as_in_fts5(
-    sqlite_catalog: Catalog, pg: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+    sqlite_catalog: SQLiteCatalog, pg: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest.catalog, "COMMON_TERMS_FROM", 1)  # this small index counts as large
-    monkeypatch.setattr(pg_lexical, "COMMON_TERMS_FROM", 1)
+    monkeypatch.setattr(ingest.storage.sqlite, "COMMON_TERMS_FROM", 1)  # this small index counts as large
+    monkeypatch.setattr(postgres_lexical, "COMMON_TERMS_FROM", 1)
     write_both(sqlite_catalog, pg, CORPUS)
     for terms, share in [
         (["the", "vandermeer"], 0.5),  # "the" is in most chunks: only the rare word is scored
@@ -296,17 +306,17 @@ def test_common_terms_are_left_out_as_in_fts5(
         (["the", "u.s"], 0.05),
     ]:
         assert_same_bm25(sqlite_catalog, pg, terms, common_share=share)
-    hits = pg_lexical.lexical_search(pg, COLLECTION, ["the", "vandermeer"], 50, common_share=0.5)
+    hits = pg_search(pg, ["the", "vandermeer"], 50, common_share=0.5)
     assert {chunk_id.split(":")[0] for chunk_id, _ in hits} == {"orchestra"}
 
 
-def test_user_text_is_never_query_syntax(sqlite_catalog: Catalog, pg: psycopg.Connection) -> None:
+def test_user_text_is_never_query_syntax(sqlite_catalog: SQLiteCatalog, pg: psycopg.Connection) -> None:
     write_both(sqlite_catalog, pg, CORPUS)
     for text in ["'", "a & b | !c", "water:*", "k2 <-> 18b", "<2>", "\\", "bridge' OR 'x", "(harbour", "--", "%s"]:
-        pg_lexical.lexical_search(pg, COLLECTION, [text], 5)  # no syntax error
-        pg_lexical.lexical_search(pg, COLLECTION, query_terms(text), 5)
-    assert [c.split(":")[0] for c, _ in pg_lexical.lexical_search(pg, COLLECTION, ["water:*"], 5)] == ["planet"] * 2
-    assert pg_lexical.lexical_search(pg, COLLECTION, ["wat:*"], 5) == []  # no prefix search either
+        pg_search(pg, [text], 5)  # no syntax error
+        pg_search(pg, query_terms(text), 5)
+    assert [c.split(":")[0] for c, _ in pg_search(pg, ["water:*"], 5)] == ["planet"] * 2
+    assert pg_search(pg, ["wat:*"], 5) == []  # no prefix search either
 
 
 def test_tokens_do_not_depend_on_the_database_locale(postgres_server: PostgresServer, pg: psycopg.Connection) -> None:
@@ -317,7 +327,7 @@ def test_tokens_do_not_depend_on_the_database_locale(postgres_server: PostgresSe
         admin.execute(f"CREATE DATABASE {name} OWNER {postgres_server.user} LOCALE 'C' TEMPLATE template0")
     try:
         with psycopg.connect(postgres_server.url(name), autocommit=True) as c_locale:
-            pg_lexical.migrate(c_locale)
+            postgres_lexical.migrate(c_locale)
             assert c_locale.execute("SELECT current_setting('lc_ctype')").fetchone() == ("C",)
             assert (
                 c_locale.execute("SELECT byline_lexemes(%s)::text", (text,)).fetchone()
@@ -337,7 +347,7 @@ def test_migrations_apply_once_when_processes_start_together(postgres_url: str) 
     def start() -> None:
         try:
             with psycopg.connect(postgres_url, autocommit=True) as conn:
-                results.append(pg_lexical.migrate(conn))
+                results.append(postgres_lexical.migrate(conn))
         except BaseException as exc:
             errors.append(exc)
 
@@ -347,4 +357,4 @@ def test_migrations_apply_once_when_processes_start_together(postgres_url: str) 
     for thread in threads:
         thread.join()
     assert not errors
-    assert sorted(name for applied in results for name in applied) == [name for name, _ in pg_lexical.MIGRATIONS]
+    assert sorted(name for applied in results for name in applied) == [name for name, _ in LEXICAL_MIGRATIONS]

@@ -36,7 +36,7 @@ PARAGRAPHS = [
 
 def test_an_edited_article_embeds_only_its_changed_chunks(byline: Byline, embedder: Embedder, tmp_path: Path) -> None:
     counter = CountingEmbedder(embedder)
-    byline.__dict__["embedder"] = counter
+    byline = Byline(byline.settings, embedder=counter)
     story = tmp_path / "harbour.md"
     head = "---\nurl: https://news.example/harbour\n---\nHarbour budget\n\n"
     story.write_text(head + "\n\n".join(PARAGRAPHS))
@@ -51,9 +51,11 @@ def test_an_edited_article_embeds_only_its_changed_chunks(byline: Byline, embedd
     assert len(counter.texts) == second.chunks - second.reused_chunks  # only new text went through the model
     assert all("rewritten" in t or "Paragraph 8" in t or "Paragraph 7" in t for t in counter.texts)
     # The kept vectors are the stored ones: the index answers as if everything had been embedded afresh.
-    stored = byline.store.collection.get(include=["embeddings", "documents"])
-    fresh = embedder.embed([f"Harbour budget\n{text}" for text in stored["documents"] or []])
-    assert np.allclose(np.asarray(stored["embeddings"]), fresh, atol=2e-2)
+    ids = sorted(byline.store.vector_ids())
+    rows = byline.store.chunk_rows(ids)
+    stored = byline.store.vectors(ids)
+    fresh = embedder.embed([f"Harbour budget\n{rows[chunk_id].text}" for chunk_id in ids])
+    assert np.allclose(np.stack([stored[chunk_id] for chunk_id in ids]), fresh, atol=2e-2)
     passages = byline.retriever.search("When does the pier reopen?")
     assert any("June" in p.text for p in passages)
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.diversity import diversify
-from bot.fusion import fuse, reciprocal_rank_fusion, weighted_sum
-from bot.lexical import query_terms
 from bot.models import Passage
-from bot.retriever import prefer_recent, rerank, wants_recent
+from bot.retrieval.diversity import diversify
+from bot.retrieval.fusion import fuse, reciprocal_rank_fusion, weighted_sum
+from bot.retrieval.lexical import query_terms
+from bot.retrieval.retriever import prefer_recent, rerank, wants_recent
 
 DENSE = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
 LEXICAL = [("c", 12.0), ("a", 6.0), ("d", 0.0)]

@@ -13,12 +13,13 @@ from conftest import byline_over_copy
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 
-import ingest.catalog
+import ingest.storage.sqlite
 from bot.app import Byline
-from bot.models import SearchFilters
-from bot.rerank import RerankError
+from bot.retrieval.rerank import RerankError
 from bot.settings import Settings, load_settings
 from ingest.embedding import Embedder
+from ingest.models import SearchFilters
+from ingest.storage.catalog import LexicalQuery
 
 ARTICLES = [
     {
@@ -55,18 +56,18 @@ def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
 
 def lexical(byline: Byline, *terms: str, filters: SearchFilters | None = None) -> list[str]:
     """Article ids of the lexical hits for some terms."""
-    hits = byline.catalog.lexical_search(byline.store.collection_name, list(terms), 50, filters)
+    hits = byline.store.lexical_search(LexicalQuery(list(terms), 50, filters))
     rows = byline.catalog.chunk_rows(byline.store.collection_name, [chunk_id for chunk_id, _ in hits])
     return [rows[chunk_id].article_id for chunk_id, _ in hits]
 
 
 def in_step(byline: Byline) -> bool:
     """Every chunk is in both indexes and nothing else is."""
-    db = byline.catalog.conn
-    chunks = {row[0] for row in db.execute("SELECT rowid FROM chunks")}
-    lexical_rows = {row[0] for row in db.execute("SELECT rowid FROM chunks_fts")}
-    chunk_ids = {row[0] for row in db.execute("SELECT id FROM chunks")}
-    vectors = set(byline.store.collection.get(include=[])["ids"])
+    fetch = byline.catalog.fetch
+    chunks = {row[0] for row in fetch("SELECT rowid FROM chunks")}
+    lexical_rows = {row[0] for row in fetch("SELECT rowid FROM chunks_fts")}
+    chunk_ids = {row[0] for row in fetch("SELECT id FROM chunks")}
+    vectors = byline.store.vector_ids()
     return chunks == lexical_rows and chunk_ids == vectors
 
 
@@ -76,8 +77,7 @@ def news_home(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory, embed
     module; tests get a copy."""
     home = tmp_path_factory.mktemp("news") / "home"
     shutil.copytree(seeded_home, home)
-    instance = Byline(Settings(home=home))
-    instance.__dict__["embedder"] = embedder
+    instance = Byline(Settings(home=home), embedder=embedder)
     report = instance.ingest([str(write_jsonl(home.parent / "news.jsonl", ARTICLES))])
     assert report.added == 3 and not report.failed
     instance.catalog.close()
@@ -108,9 +108,9 @@ def test_lexical_hits_of_another_collection_never_crowd_out_this_ones(
 ) -> None:
     """One catalog, two collections (another chunk size): BM25 ranks inside FTS5, which holds both."""
     other = Byline(
-        news.settings.model_copy(update={"chunk": news.settings.chunk.model_copy(update={"max_tokens": 64})})
+        news.settings.model_copy(update={"chunk": news.settings.chunk.model_copy(update={"max_tokens": 64})}),
+        embedder=embedder,
     )
-    other.__dict__["embedder"] = embedder
     assert other.store.collection_name != news.store.collection_name
     harbour = [
         {"title": f"Harbour harbour {n}", "text": f"Harbour bridge, harbour bridge, harbour bridge {n}."}
@@ -121,7 +121,7 @@ def test_lexical_hits_of_another_collection_never_crowd_out_this_ones(
         news.catalog.resolve("https://alpha.example/harbour"),
         news.catalog.resolve("https://beta.example/harbour"),
     )
-    hits = news.catalog.lexical_search(news.store.collection_name, ["harbour", "bridge"], 2)
+    hits = news.store.lexical_search(LexicalQuery(["harbour", "bridge"], 2))
     rows = news.catalog.chunk_rows(news.store.collection_name, [chunk_id for chunk_id, _ in hits])
     assert sorted(rows[chunk_id].article_id for chunk_id, _ in hits) == sorted(alpha + beta)
 
@@ -129,12 +129,12 @@ def test_lexical_hits_of_another_collection_never_crowd_out_this_ones(
 def test_common_words_are_left_out_of_bm25_in_a_large_index(
     news: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest.catalog, "COMMON_TERMS_FROM", 1)  # this small index counts as large
+    monkeypatch.setattr(ingest.storage.sqlite, "COMMON_TERMS_FROM", 1)  # this small index counts as large
     catalog, collection = news.catalog, news.store.collection_name
     (orchestra,) = catalog.resolve("https://beta.example/orchestra")
 
     def articles(terms: list[str], share: float) -> set[str]:
-        hits = catalog.lexical_search(collection, terms, 50, common_share=share)
+        hits = catalog.lexical_search(collection, LexicalQuery(terms, 50, common_share=share))
         rows = catalog.chunk_rows(collection, [chunk_id for chunk_id, _ in hits])
         return {rows[chunk_id].article_id for chunk_id, _ in hits}
 
@@ -144,8 +144,7 @@ def test_common_words_are_left_out_of_bm25_in_a_large_index(
     assert len(articles(["harbour", "bridge"], 0.01)) >= 2  # all common: every word is kept
     # the chunk count behind the cap follows writes from another connection (another process)
     before = catalog._count_chunks()
-    writer = Byline(news.settings)
-    writer.__dict__["embedder"] = embedder
+    writer = Byline(news.settings, embedder=embedder)
     extra = [{"title": "Vandermeer on tour", "text": "Ilse Vandermeer took the orchestra on tour to Vienna."}]
     writer.ingest([str(write_jsonl(tmp_path / "tour.jsonl", extra))])
     assert catalog._count_chunks() > before
@@ -175,8 +174,7 @@ def test_interrupted_catalog_switch_keeps_both_indexes_on_the_old_version(
     assert "Vandermeer" in news.retriever.search("Who is the new conductor of the orchestra?", k=1)[0].text
 
     monkeypatch.setattr(news.catalog, "_upsert_article", real_upsert)
-    reopened = Byline(news.settings)
-    reopened.__dict__["embedder"] = embedder
+    reopened = Byline(news.settings, embedder=embedder)
     assert in_step(reopened)  # the next open swept the vectors of the version that never landed
     assert reopened.ingest([str(write_jsonl(tmp_path / "update.jsonl", [changed]))]).updated == 1
     assert lexical(reopened, "okonkwo") == [orchestra] and in_step(reopened)
@@ -185,14 +183,13 @@ def test_interrupted_catalog_switch_keeps_both_indexes_on_the_old_version(
 def test_migration_backfills_an_existing_index(
     byline: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = [step for step in ingest.catalog.MIGRATIONS if step[0] != "004_chunks_fts"]
-    monkeypatch.setattr(ingest.catalog, "MIGRATIONS", before)
+    before = [step for step in ingest.storage.sqlite.CORE_MIGRATIONS if step.name != "004_chunks_fts"]
+    monkeypatch.setattr(ingest.storage.sqlite, "CORE_MIGRATIONS", before)
     byline.ingest([str(write_jsonl(tmp_path / "news.jsonl", ARTICLES))])
     byline.catalog.close()
     monkeypatch.undo()
 
-    reopened = Byline(byline.settings)
-    reopened.__dict__["embedder"] = embedder
+    reopened = Byline(byline.settings, embedder=embedder)
     assert lexical(reopened, "kvernhus") and in_step(reopened)
 
 
@@ -237,8 +234,7 @@ def test_source_and_date_filters_apply_to_both_indexes(news: Byline) -> None:
 def test_recency_preference_only_when_enabled_and_asked(news: Byline, embedder: Embedder) -> None:
     question = "latest news on the Kvernhus harbour bridge reopening"
     assert news.retriever.search(question, k=1)[0].title == "Harbour bridge reopens"
-    recent = Byline(load_settings(retrieval={"recency": True, "recency_half_life_days": 7}))
-    recent.__dict__["embedder"] = embedder
+    recent = Byline(load_settings(retrieval={"recency": True, "recency_half_life_days": 7}), embedder=embedder)
     assert recent.retriever.search(question, k=1)[0].title == "Harbour bridge closes again"
     assert recent.retriever.search("Kvernhus harbour bridge reopening", k=1)[0].title == "Harbour bridge reopens"
 
@@ -259,7 +255,6 @@ def test_langchain_interface(news: Byline) -> None:
 
 def test_missing_rerank_model_is_a_clear_error(news: Byline, embedder: Embedder, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-cross-encoder"
-    configured = Byline(load_settings(retrieval={"rerank_model": str(missing)}))
-    configured.__dict__["embedder"] = embedder
+    configured = Byline(load_settings(retrieval={"rerank_model": str(missing)}), embedder=embedder)
     with pytest.raises(RerankError, match="no-such-cross-encoder"):
         configured.retriever.search("harbour bridge")

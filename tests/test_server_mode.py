@@ -63,9 +63,7 @@ def chroma_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 
 
 def byline_at(home: Path, embedder: Embedder) -> Byline:
-    instance = Byline(load_settings(home=home))
-    instance.__dict__["embedder"] = embedder
-    return instance
+    return Byline(load_settings(home=home), embedder=embedder)
 
 
 def server_ids(url: str, collection: str) -> set[str]:
@@ -77,7 +75,7 @@ def server_ids(url: str, collection: str) -> set[str]:
 
 
 def catalog_ids(byline: Byline) -> set[str]:
-    return {row[0] for row in byline.catalog.conn.execute("SELECT id FROM chunks")}
+    return {row[0] for row in byline.catalog.fetch("SELECT id FROM chunks")}
 
 
 def test_ingest_ask_update_forget_against_a_server(
@@ -127,7 +125,8 @@ def test_another_machine_reads_chunks_from_the_server(chroma_url: str, embedder:
             mine.url,
         )
         assert row.path is None  # file paths mean nothing on another machine
-        article = writer.catalog.article_text(row.article_id) or ""
+        stored = writer.catalog.article(row.article_id)
+        article = stored.text if stored else ""
         assert article[row.start : row.end] == row.text
 
 

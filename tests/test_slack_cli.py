@@ -21,15 +21,15 @@ from typer.testing import CliRunner
 from bot.settings import Settings
 from bot.slack.feedback import FeedbackStore, PostedAnswer
 from evals.datasets import DatasetError, load_questions
-from ingest.catalog import Catalog
+from ingest.storage.sqlite import SQLiteCatalog
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def cli() -> typer.Typer:
-    from bot.cli import app
+    from bot.cli.main import build_app
 
-    return app
+    return build_app()
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def test_a_rejected_token_is_a_clear_error(fake: FakeSlack) -> None:
 
 
 def test_feedback_export_writes_the_downvoted_answers(settings: Settings, tmp_path: Path) -> None:
-    catalog = Catalog(settings.home / "catalog.sqlite")
-    store = FeedbackStore(catalog.conn, catalog.lock)
+    catalog = SQLiteCatalog(settings.home / "catalog.sqlite")
+    store = FeedbackStore(catalog)
     store.record_answer(make_answer("why did Dorsey call Omar?"), PostedAnswer("a1", "C1", "1.1", "1.0", "U1"))
     store.record_answer(refusal("who won the 2019 Tour?"), PostedAnswer("a2", "C1", "2.1", "2.0", "U1"))
     store.record_vote("a1", "U2", 1, channel="C1", message_ts="1.1")
@@ -113,7 +113,7 @@ def test_byline_slack_http_serves_signed_requests(fake: FakeSlack, tmp_path: Pat
             [
                 sys.executable,
                 "-c",
-                "from bot.cli import main; main()",
+                "from bot.cli.main import main; main()",
                 "slack",
                 "--http",
                 "--host",

@@ -9,7 +9,7 @@ from fake_slack import FakeSlack
 from slack_harness import CHANNEL, ScriptedAsk, SlackHarness, context_texts, section_texts
 
 from bot.app import Byline
-from bot.cli_slack import NO_ARTICLES, answer_with
+from bot.cli.slack import NO_ARTICLES, answer_with
 from bot.models import CANNOT_ANSWER
 from bot.settings import Settings
 from ingest.embedding import Embedder
@@ -20,8 +20,7 @@ SEED_ARTICLE = Path(__file__).resolve().parent.parent / "seeds" / "the-hill-dors
 
 
 def facade(home: Path, embedder: Embedder, sources: list[Path] | None = None) -> ScriptedAsk:
-    byline = Byline(Settings(home=home))
-    byline.__dict__["embedder"] = embedder  # share the session's loaded model
+    byline = Byline(Settings(home=home), embedder=embedder)  # share the session's loaded model
     if sources:
         assert not byline.ingest([str(s) for s in sources]).failed
     ask = answer_with(byline)

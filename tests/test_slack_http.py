@@ -30,7 +30,7 @@ from slack_harness import (
     section_texts,
 )
 
-from bot.models import CANNOT_ANSWER, SearchFilters, Turn
+from bot.models import CANNOT_ANSWER, Turn
 from bot.slack.render import (
     BUSY_MESSAGE,
     ERROR_MESSAGE,
@@ -41,6 +41,7 @@ from bot.slack.render import (
     VOTE_UP,
     to_mrkdwn,
 )
+from ingest.models import SearchFilters
 
 pytestmark = pytest.mark.network
 
@@ -87,7 +88,8 @@ def test_mention_gets_a_threaded_answer_with_sources(harness: SlackHarness, fake
     assert [b["action_id"] for b in blocks[-1]["elements"]] == [VOTE_UP, VOTE_DOWN]
     assert harness.ask.calls[0].question == "why did Dorsey call Omar?"
     assert harness.ask.calls[0].filters is None and harness.ask.calls[0].history == []
-    stored = harness.catalog.conn.execute("SELECT question, channel, ts FROM slack_answers").fetchall()
+    # The answer is recorded once it is shown, so the record may follow the update by a moment.
+    stored = fake.wait_for(lambda: harness.catalog.fetch("SELECT question, channel, ts FROM slack_answers"))
     assert [tuple(row) for row in stored] == [("why did Dorsey call Omar?", CHANNEL, update.args["ts"])]
 
 

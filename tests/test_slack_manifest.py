@@ -15,7 +15,7 @@ from bot.settings import Settings, SlackSettings
 from bot.slack.app import ACTIONS, COMMANDS, EVENTS, SCOPES, THREAD_SCOPES, create_slack_app
 from bot.slack.feedback import FeedbackStore
 from bot.slack.serve import EVENTS_PATH
-from ingest.catalog import Catalog
+from ingest.storage.sqlite import SQLiteCatalog
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = {"socket": REPO / "slack" / "manifest.socket.yaml", "http": REPO / "slack" / "manifest.http.yaml"}
@@ -52,8 +52,8 @@ def test_manifest_declares_what_the_code_handles(mode: str) -> None:
 def app(tmp_path: Path) -> Any:
     with FakeSlack() as fake:
         settings = Settings(home=tmp_path, slack=SlackSettings(bot_token=BOT_TOKEN, api_url=fake.api_url))
-        catalog = Catalog(tmp_path / "catalog.sqlite")
-        app = create_slack_app(settings, ScriptedAsk(), FeedbackStore(catalog.conn, catalog.lock))
+        catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+        app = create_slack_app(settings, ScriptedAsk(), FeedbackStore(catalog))
         yield app, fake
         catalog.close()
 

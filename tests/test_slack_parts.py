@@ -27,7 +27,7 @@ from bot.slack.render import (
     split_mrkdwn,
     to_mrkdwn,
 )
-from ingest.catalog import Catalog
+from ingest.storage.sqlite import SQLiteCatalog
 
 
 class FakeClock:
@@ -149,14 +149,14 @@ def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(tmp_pa
     """Sixteen deliveries at once, each through its own connection to one catalog: as from several bot
     processes sharing a home (SQLite locks per connection, so threads stand in for processes here)."""
     path = tmp_path / "catalog.sqlite"
-    Catalog(path).close()  # migrated once
-    catalogs = [Catalog(path) for _ in range(16)]
+    SQLiteCatalog(path).close()  # migrated once
+    catalogs = [SQLiteCatalog(path) for _ in range(16)]
     start = threading.Barrier(16)
     results: list[bool] = []
 
-    def deliver(catalog: Catalog) -> None:
+    def deliver(catalog: SQLiteCatalog) -> None:
         start.wait()
-        results.append(Deduplicator(catalog.conn, catalog.lock).first_time(["event:Ev1", "ts:C1:1.0"]))
+        results.append(Deduplicator(catalog).first_time(["event:Ev1", "ts:C1:1.0"]))
 
     threads = [threading.Thread(target=deliver, args=(catalog,)) for catalog in catalogs]
     for thread in threads:
@@ -164,18 +164,18 @@ def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(tmp_pa
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 15 + [True]
-    restarted = Catalog(path)  # a new process after a restart still knows the message
-    assert Deduplicator(restarted.conn).first_time(["event:Ev2", "ts:C1:1.0"]) is False
+    restarted = SQLiteCatalog(path)  # a new process after a restart still knows the message
+    assert Deduplicator(restarted).first_time(["event:Ev2", "ts:C1:1.0"]) is False
 
 
 def test_deduplicator_forgets_after_its_ttl(tmp_path: Path) -> None:
     clock = FakeClock()
-    catalog = Catalog(tmp_path / "catalog.sqlite")
-    dedupe = Deduplicator(catalog.conn, catalog.lock, ttl=60, clock=clock)
+    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    dedupe = Deduplicator(catalog, ttl=60, clock=clock)
     assert dedupe.first_time(["k"]) and not dedupe.first_time(["k"])
     clock.now += 61
     assert dedupe.first_time(["k"])
-    assert catalog.conn.execute("SELECT COUNT(*) FROM slack_deliveries").fetchone()[0] == 1  # expired rows go
+    assert catalog.fetch("SELECT COUNT(*) FROM slack_deliveries")[0][0] == 1  # expired rows go
 
 
 def test_rate_limiter_counts_a_sliding_minute_per_user() -> None:
@@ -249,8 +249,8 @@ def test_unreachable_api_is_a_startup_error() -> None:
 
 
 def test_votes_are_replaced_per_user_and_downvotes_export(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "catalog.sqlite")
-    store = FeedbackStore(catalog.conn, catalog.lock)
+    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    store = FeedbackStore(catalog)
     answered: Answer = make_answer("why?")
     store.record_answer(answered, PostedAnswer("a1", "C1", "1.1", "1.0", "U1"))
     store.record_answer(refusal("what is the capital of the moon?"), PostedAnswer("a2", "C1", "2.1", "2.0", "U1"))

@@ -16,7 +16,7 @@ from bot.slack.app import create_slack_app
 from bot.slack.feedback import FeedbackStore
 from bot.slack.render import PLACEHOLDER
 from bot.slack.serve import socket_mode_handler
-from ingest.catalog import Catalog
+from ingest.storage.sqlite import SQLiteCatalog
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -34,9 +34,9 @@ def run(tmp_path: Path) -> Iterator[SocketModeRun]:
         settings = Settings(
             home=tmp_path, slack=SlackSettings(bot_token=BOT_TOKEN, app_token=APP_TOKEN, api_url=fake.api_url)
         )
-        catalog = Catalog(tmp_path / "catalog.sqlite")
+        catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
         ask = ScriptedAsk()
-        app = create_slack_app(settings, ask, FeedbackStore(catalog.conn, catalog.lock))
+        app = create_slack_app(settings, ask, FeedbackStore(catalog))
         handler = socket_mode_handler(app, APP_TOKEN)
         handler.connect()  # type: ignore[no-untyped-call]
         try:

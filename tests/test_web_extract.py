@@ -8,15 +8,9 @@ import pytest
 from web_site import BRIDGE, MUSEUM, STORM, Site, article_html
 
 from ingest.models import article_id_for
-from ingest.web import (
-    Hints,
-    article_from_html,
-    fragment_text,
-    parse_feed,
-    parse_sitemap,
-    strip_tracking,
-    xml_root,
-)
+from ingest.web.extract import Hints, article_from_html, fragment_text, strip_tracking
+from ingest.web.feeds import parse_feed
+from ingest.web.sitemaps import parse_sitemap, xml_root
 
 BASE = "https://gazette.example"
 

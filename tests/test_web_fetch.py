@@ -15,8 +15,8 @@ from conftest import free_port
 from loopback import LoopbackServer
 from web_site import Resource, Site, SiteServer, _Handler
 
-from bot.settings import WebSettings
-from ingest.fetch import Fetcher, FetchFailure, Page, map_bounded
+from ingest.config import WebSettings
+from ingest.web.fetch import Fetcher, FetchFailure, Page, map_bounded
 
 pytestmark = pytest.mark.network
 

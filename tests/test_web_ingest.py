@@ -20,12 +20,14 @@ from typer.testing import CliRunner
 from web_site import STORM, Resource, Site, SiteServer
 
 from bot.app import Byline
-from bot.cli import app
-from bot.settings import WebSettings
+from bot.cli.main import build_app
 from bot.watch import Watcher, parse_duration
+from ingest.config import WebSettings
 from ingest.embedding import Embedder
 from ingest.pipeline import IngestReport
-from ingest.webstate import WebState
+from ingest.web.state import WebState
+
+app = build_app()
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -69,12 +71,12 @@ def embedded(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def articles(byline: Byline) -> dict[str, tuple[str, str | None, str | None, str | None]]:
-    rows = byline.catalog.conn.execute("SELECT url, title, author, source, published_at FROM articles")
+    rows = byline.catalog.fetch("SELECT url, title, author, source, published_at FROM articles")
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def chunk_texts(byline: Byline, url: str) -> list[str]:
-    rows = byline.catalog.conn.execute(
+    rows = byline.catalog.fetch(
         "SELECT c.text FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.url = ? ORDER BY position",
         (url,),
     )
@@ -82,7 +84,7 @@ def chunk_texts(byline: Byline, url: str) -> list[str]:
 
 
 def vector_ids(byline: Byline, url: str) -> set[str]:
-    return set(byline.store.collection.get(where={"url": url})["ids"])
+    return byline.store.vector_ids(where={"url": url})
 
 
 def update_storm(site: Site, update: str) -> None:
@@ -166,7 +168,7 @@ def test_every_bad_url_is_reported_and_the_rest_continues(web: Byline, site: Sit
     for source, words in bad.items():
         url = source.split(":", 1)[1] if source.startswith(("feed:", "sitemap:")) else source
         assert words in reasons[url], (url, reasons.get(url))
-    assert web.catalog.conn.execute("SELECT COUNT(*) FROM pending_writes").fetchone()[0] == 0
+    assert web.catalog.fetch("SELECT COUNT(*) FROM pending_writes")[0][0] == 0
     assert sorted(articles(web)) == sorted(good)
 
 
@@ -325,9 +327,9 @@ def test_watch_stops_between_articles_and_finishes_next_time(web: Byline, site: 
     taken = stopped.report.added
     assert 0 < taken < 6 and not stopped.poll.complete
     # every article written is whole: catalog and vectors agree, nothing pending
-    rows = dict(web.catalog.conn.execute("SELECT id, hash FROM articles").fetchall())
+    rows = dict(web.catalog.fetch("SELECT id, hash FROM articles"))
     assert len(rows) == taken and web.store.indexed_hashes(list(rows)) == rows
-    assert web.catalog.conn.execute("SELECT COUNT(*) FROM pending_writes").fetchone()[0] == 0
+    assert web.catalog.fetch("SELECT COUNT(*) FROM pending_writes")[0][0] == 0
     assert WebState(web.catalog).feed(url).etag is None  # type: ignore[union-attr]
 
     stop.clear()

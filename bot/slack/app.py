@@ -21,7 +21,7 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.models import Answer, SearchFilters, Turn
+from bot.models import Answer, Turn
 from bot.settings import Settings
 from bot.slack.client import describe_error, error_code, make_web_client
 from bot.slack.feedback import FeedbackStore, PostedAnswer
@@ -37,6 +37,7 @@ from bot.slack.render import (
     answer_text_from_blocks,
     notice_message,
 )
+from ingest.models import SearchFilters
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class SlackBot:
         self.allowed_channels = frozenset(slack.channels)
         self.channel_filters = parse_channel_filters(slack.channel_filters)
         self.visibility = "in_channel" if slack.ask_visibility == "channel" else "ephemeral"
-        self.dedupe = Deduplicator(feedback.conn, feedback.lock)
+        self.dedupe = Deduplicator(feedback.catalog)
         self.limiter = UserRateLimiter(slack.user_rate_per_minute)
         self.pool = WorkerPool(slack.workers, slack.workers * BACKLOG_PER_WORKER)
         self.bot_user_id: str | None = None

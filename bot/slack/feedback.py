@@ -1,23 +1,49 @@
-"""👍/👎 votes on Slack answers, kept in the SQLite catalog, and the 👎 ones exported as eval questions.
+"""👍/👎 votes on Slack answers, kept in the catalog, and the 👎 ones exported as eval questions.
 
-The tables (`slack_answers`, `feedback`) are created by the catalog's `slack_feedback` migration.
+This module owns the `slack_answers` and `feedback` tables: it declares their migration and alone reads them.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from bot.models import Answer
+from ingest.clock import now_iso
+from ingest.storage.catalog import Catalog, Migration
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+MIGRATIONS = [
+    Migration(
+        "002_slack_feedback",
+        """
+        -- answers the Slack bot showed (the id is the one its 👍/👎 buttons carry) and the votes on them
+        CREATE TABLE slack_answers (
+            id TEXT PRIMARY KEY,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            refused INTEGER NOT NULL,
+            citations TEXT NOT NULL,
+            channel TEXT,
+            ts TEXT,
+            thread_ts TEXT,
+            user_id TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE feedback (
+            answer_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            channel TEXT,
+            message_ts TEXT,
+            voted_at TEXT NOT NULL,
+            PRIMARY KEY (answer_id, user_id)
+        );
+        CREATE INDEX feedback_vote ON feedback(vote, voted_at);
+        """,
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +58,16 @@ class PostedAnswer:
 
 
 class FeedbackStore:
-    """Answers as posted and the votes on them; safe to share between threads (one lock per connection)."""
+    """Answers as posted and the votes on them; safe to share between threads and processes."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None = None) -> None:
-        self.conn = conn
-        self.lock = lock or threading.RLock()
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        catalog.apply_migrations(MIGRATIONS)
 
     def record_answer(self, answer: Answer, posted: PostedAnswer) -> None:
         citations = json.dumps([c.to_dict() for c in answer.citations], ensure_ascii=False)
-        with self.lock:
-            self.conn.execute(
+        with self.catalog.transaction() as db:
+            db.execute(
                 """INSERT INTO slack_answers (id, question, answer, refused, citations, channel, ts, thread_ts,
                        user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET ts = excluded.ts""",
@@ -55,30 +81,27 @@ class FeedbackStore:
                     posted.ts,
                     posted.thread_ts,
                     posted.user,
-                    _now(),
+                    now_iso(),
                 ),
             )
-            self.conn.commit()
 
     def record_vote(self, answer_id: str, user: str, vote: int, *, channel: str | None, message_ts: str | None) -> None:
         """Store a click; a user's later click on the same answer replaces their earlier one."""
         if vote not in (-1, 1):
             raise ValueError(f"vote must be -1 or 1, not {vote!r}")
-        with self.lock:
-            self.conn.execute(
+        with self.catalog.transaction() as db:
+            db.execute(
                 """INSERT INTO feedback (answer_id, user_id, vote, channel, message_ts, voted_at)
                    VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT(answer_id, user_id) DO UPDATE SET vote = excluded.vote,
                        voted_at = excluded.voted_at""",
-                (answer_id, user, vote, channel, message_ts, _now()),
+                (answer_id, user, vote, channel, message_ts, now_iso()),
             )
-            self.conn.commit()
 
     def votes(self, answer_id: str) -> dict[str, int]:
-        with self.lock:
-            rows = self.conn.execute(
-                "SELECT user_id, vote FROM feedback WHERE answer_id = ? ORDER BY user_id", (answer_id,)
-            ).fetchall()
+        rows = self.catalog.fetch(
+            "SELECT user_id, vote FROM feedback WHERE answer_id = ? ORDER BY user_id", (answer_id,)
+        )
         return {row[0]: row[1] for row in rows}
 
     def downvoted(self) -> Iterator[dict[str, Any]]:
@@ -86,14 +109,13 @@ class FeedbackStore:
 
         `answers` and `evidence` are left for a person to fill in (and `answerable` too when Byline did
         answer); `notes` holds what Slack told us, so the record can be reviewed without the catalog."""
-        with self.lock:
-            rows = self.conn.execute(
-                """SELECT f.answer_id, a.question, a.answer, a.refused, a.citations, a.channel, a.ts,
+        rows = self.catalog.fetch(
+            """SELECT f.answer_id, a.question, a.answer, a.refused, a.citations, a.channel, a.ts,
                           SUM(f.vote < 0), SUM(f.vote > 0)
                    FROM feedback f JOIN slack_answers a ON a.id = f.answer_id
                    GROUP BY f.answer_id HAVING SUM(f.vote < 0) > 0
                    ORDER BY MIN(f.voted_at), f.answer_id"""
-            ).fetchall()
+        )
         for answer_id, question, text, refused, citations, channel, ts, down, up in rows:
             sources = "; ".join(
                 f"[{c.get('n')}] {c.get('title')} <{c.get('url') or c.get('path') or c.get('article_id')}>"

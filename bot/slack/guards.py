@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from ingest.storage.catalog import Catalog, Migration
+
 log = logging.getLogger(__name__)
+
+MIGRATIONS = [
+    Migration(
+        "005_slack_deliveries",
+        """
+        -- Slack deliveries already taken (event id, client_msg_id, channel+ts), so each message is answered once
+        -- across retries, restarts and several bot processes on one home; rows expire after an hour
+        CREATE TABLE slack_deliveries (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+        CREATE INDEX slack_deliveries_seen ON slack_deliveries(seen_at);
+        """,
+    ),
+]
 
 
 class Deduplicator:
-    """Remembers delivery keys (event_id, client_msg_id, channel+ts) for `ttl` seconds, in the SQLite catalog.
+    """Remembers delivery keys (event_id, client_msg_id, channel+ts) for `ttl` seconds, in the catalog.
 
     `first_time(keys)` is atomic, also between processes sharing the home: of two deliveries of one message
     arriving together, exactly one gets True — whether both reach this process, a second bot process (Socket
@@ -22,40 +35,26 @@ class Deduplicator:
     about five minutes after the first attempt, so the default keeps keys for an hour.
     """
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        lock: threading.RLock | None = None,
-        ttl: float = 3600.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.conn = conn
-        self.lock = lock or threading.RLock()
+    def __init__(self, catalog: Catalog, ttl: float = 3600.0, clock: Callable[[], float] = time.time) -> None:
+        self.catalog = catalog
         self.ttl = ttl
         self._clock = clock
+        catalog.apply_migrations(MIGRATIONS)
 
     def first_time(self, keys: Iterable[str]) -> bool:
         keys = [k for k in keys if k]
         if not keys:
             return True
         now = self._clock()
-        with self.lock:
-            # IMMEDIATE takes SQLite's write lock first, so another process's check-and-insert cannot interleave.
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                self.conn.execute("DELETE FROM slack_deliveries WHERE seen_at < ?", (now - self.ttl,))
-                marks = ",".join("?" * len(keys))
-                seen = self.conn.execute(f"SELECT 1 FROM slack_deliveries WHERE key IN ({marks}) LIMIT 1", keys)
-                first = seen.fetchone() is None
-                if first:
-                    self.conn.executemany(
-                        "INSERT OR REPLACE INTO slack_deliveries (key, seen_at) VALUES (?, ?)", [(k, now) for k in keys]
-                    )
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-        return first
+        with self.catalog.transaction() as db:
+            db.execute("DELETE FROM slack_deliveries WHERE seen_at < ?", (now - self.ttl,))
+            # A key that is already there is a repeat; inserting every key in one transaction makes the check
+            # atomic between processes (the database serialises the inserts of one key).
+            fresh = [
+                db.execute("INSERT INTO slack_deliveries (key, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (k, now))
+                for k in keys
+            ]
+            return all(fresh)
 
 
 class UserRateLimiter:

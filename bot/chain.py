@@ -1,0 +1,69 @@
+"""Byline's question answering as one LangChain Runnable: condense | retrieve | answer.
+
+`chain.invoke("Why did Dorsey call Omar?")` returns the cited `Answer`; a dict carries a conversation and search
+options: {"question", "history", "filters", "k", "on_token"}. With the LLM answerer the answer step is itself a
+chain (prompt | model | checked citations). `Byline.ask`, the CLI and the Slack bot all run through this chain,
+so a LangChain user composing it gets the code path that is tested.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict
+
+from bot.answering.answerer import Answerer, TokenCallback
+from bot.models import Answer, Passage, Turn
+from bot.retrieval.retriever import BylineRetriever
+from ingest.models import SearchFilters
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
+
+class Question(TypedDict, total=False):
+    """A question with its context; only `question` is required."""
+
+    question: str
+    history: Sequence[Turn]
+    filters: SearchFilters | None
+    k: int | None
+    on_token: TokenCallback | None
+
+
+@dataclass(slots=True)
+class Retrieved:
+    """A question after search: as asked, as searched, the passages found, and when each stage ended."""
+
+    question: str
+    query: str
+    passages: list[Passage]
+    on_token: TokenCallback | None
+    started: float
+    retrieved: float = field(default_factory=time.perf_counter)
+
+
+def build_chain(retriever: BylineRetriever, answerer: Answerer) -> Runnable[str | Question, Answer]:
+    from langchain_core.runnables import RunnableLambda
+
+    def retrieve(asked: str | Question) -> Retrieved:
+        request: Question = {"question": asked} if isinstance(asked, str) else asked
+        started = time.perf_counter()
+        question = request["question"].strip()
+        query = answerer.condense(question, request.get("history", ()))
+        passages = retriever.search(query, k=request.get("k"), filters=request.get("filters"))
+        return Retrieved(question, query, passages, request.get("on_token"), started)
+
+    def answer(found: Retrieved) -> Answer:
+        result = answerer.answer(found.question, found.query, found.passages, found.on_token)
+        done = time.perf_counter()
+        # Keep the answerer's own finer timings (an LLM's generate/check) beside the stages measured here.
+        result.timings_ms.update(
+            retrieve=(found.retrieved - found.started) * 1000,
+            answer=(done - found.retrieved) * 1000,
+            total=(done - found.started) * 1000,
+        )
+        return result
+
+    return RunnableLambda(retrieve, name="retrieve") | RunnableLambda(answer, name="answer")

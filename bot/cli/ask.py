@@ -1,0 +1,37 @@
+"""`byline ask`: one question, answered from the ingested articles with numbered citations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bot.cli import common
+from bot.cli.chat import print_answer, token_printer
+from bot.cli.common import fail, parse_day, settings_from, user_errors
+
+
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    k: Annotated[int | None, typer.Option("-k", min=1, help="Passages to retrieve.")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only articles published on or after this date.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only articles published on or before this date.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    stream: Annotated[
+        bool | None, typer.Option("--stream/--no-stream", help="Stream words as they come (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Answer a question from the ingested articles, with numbered citations."""
+    from ingest.models import SearchFilters
+
+    if not question.strip():
+        fail("the question is empty", 2)
+    filters = SearchFilters(tuple(source or ()), parse_day(since, "--since"), parse_day(until, "--until"))
+    settings = settings_from(ctx)
+    printer = None if as_json else token_printer(stream)
+    with user_errors():
+        byline = common.open_byline(settings)
+        answer = byline.ask(question, filters=filters, k=k, on_token=printer)
+    print_answer(answer, printer, as_json)

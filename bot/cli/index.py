@@ -1,0 +1,97 @@
+"""`byline ingest`, `stats` and `forget`: what goes into the index, what it holds, and taking articles out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bot.cli import common
+from bot.cli.common import fail, json_default, parse_day, settings_from, user_errors
+from bot.cli.web import web_overrides, web_sources
+
+if TYPE_CHECKING:
+    from bot.app import Byline
+    from ingest.pipeline import IngestReport
+
+
+def ingest(
+    ctx: typer.Context,
+    sources: Annotated[list[str] | None, typer.Argument(help="Files, folders (recursive) or URLs.")] = None,
+    feed: Annotated[list[str] | None, typer.Option(help="RSS/Atom feed URL, ingested once (repeatable).")] = None,
+    sitemap: Annotated[list[str] | None, typer.Option(help="Sitemap URL whose pages to ingest (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Sitemaps: skip pages last modified before this date.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Add articles to the index: .txt .md .html .json .jsonl files and folders of them, web pages, feeds."""
+    settings = settings_from(ctx, **web_overrides(parse_day(since, "--since")))
+    sources = [*(sources or []), *web_sources(feed, sitemap)]
+    if not sources:
+        fail("nothing to ingest: give files, folders or URLs, or --feed / --sitemap URL", 2)
+    with user_errors():
+        byline = common.open_byline(settings)
+        report = run_ingest(byline, sources)
+    print_report(report, as_json)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def run_ingest(byline: Byline, sources: list[str]) -> IngestReport:
+    """Ingest with a live counter on a terminal, silent when piped."""
+    if not sys.stderr.isatty():
+        return byline.ingest(sources)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed} inputs · {task.description}"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        return byline.ingest(sources, progress=lambda n, label: bar.update(task, advance=n, description=label[:60]))
+
+
+def print_report(report: IngestReport, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    for failure in report.failed:
+        typer.echo(f"failed: {failure.source}: {failure.reason}", err=True)
+    rate = report.articles / report.seconds if report.seconds else 0.0
+    typer.echo(
+        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"failed {len(report.failed)} · {report.chunks} chunks · {report.seconds:.1f} s ({rate:.1f} articles/s)"
+    )
+
+
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """What the index holds."""
+    settings = settings_from(ctx)
+    with user_errors():
+        figures = common.open_byline(settings).stats()
+    if as_json:
+        typer.echo(json.dumps(figures, default=json_default))
+        return
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} ({v})" for k, v in value.items()) or "-"
+        typer.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+def forget(
+    ctx: typer.Context,
+    refs: Annotated[list[str], typer.Argument(help="Article ids, URLs or file paths.")],
+) -> None:
+    """Remove articles from the index."""
+    settings = settings_from(ctx)
+    with user_errors():
+        removed, missing = common.open_byline(settings).forget(refs)
+    for ref in missing:
+        typer.echo(f"not found: {ref}", err=True)
+    typer.echo(f"removed {len(removed)} article(s)")
+    raise typer.Exit(1 if missing else 0)

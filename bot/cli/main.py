@@ -1,0 +1,52 @@
+"""The `byline` command: global options, the built-in commands, and those other packages register.
+
+A package adds commands through the `byline.commands` entry-point group: each entry names a function that takes
+the typer app and registers its commands on it (the eval suite's `eval` and `bench` come this way).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli import ask, chat, index, slack, web
+
+COMMANDS_GROUP = "byline.commands"
+
+
+def main_options(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(help="Data directory (default: $BYLINE_HOME or the user data dir).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML settings file (default: $BYLINE_CONFIG or HOME/byline.toml).")
+    ] = None,
+) -> None:
+    ctx.obj = {"home": home, "config": config}
+
+
+def build_app() -> typer.Typer:
+    """The `byline` app: global options, the built-in commands, then every `byline.commands` plugin's."""
+    app = typer.Typer(
+        name="byline",
+        help="Ask questions about news articles; every answer cites the passages it came from.",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(main_options)
+    for command in (index.ingest, ask.ask, index.stats, index.forget):
+        app.command()(command)
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        entry.load()(app)
+    for module in (web, slack, chat):
+        module.register(app)
+    return app
+
+
+def main() -> None:
+    build_app()()

@@ -1,0 +1,118 @@
+"""`byline slack` (run the Slack bot) and `byline feedback export` (👎 answers as eval questions)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bot.cli import common
+from bot.cli.common import fail, settings_from, user_errors
+
+if TYPE_CHECKING:
+    from bot.app import Byline
+    from bot.models import Answer, Turn
+    from ingest.models import SearchFilters
+
+NO_ARTICLES = "No articles have been ingested yet, so there is nothing to answer from."
+
+
+def register(app: typer.Typer) -> None:
+    app.command("slack")(slack)
+    feedback = typer.Typer(help="Votes people gave Byline's answers in Slack.", no_args_is_help=True)
+    feedback.command("export")(export_feedback)
+    app.add_typer(feedback, name="feedback")
+
+
+def slack(
+    ctx: typer.Context,
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve the Events API over HTTP instead of Socket Mode.")
+    ] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP mode: the port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="HTTP mode: the address to listen on.")] = "0.0.0.0",
+) -> None:
+    """Answer questions in Slack: Socket Mode with SLACK_APP_TOKEN, or --http with SLACK_SIGNING_SECRET."""
+    from bot.slack import FeedbackStore, create_slack_app, run_http, run_socket_mode
+    from bot.slack.client import SlackStartupError, check_startup, make_web_client, verify_bot_token
+
+    settings = settings_from(ctx)
+    try:
+        check_startup(settings.slack, http=http)
+        client = make_web_client(settings.slack)
+        identity = verify_bot_token(client)
+    except SlackStartupError as exc:
+        fail(str(exc), 2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with user_errors():
+        byline = common.open_byline(settings)
+        empty = byline.store.count() == 0
+    if empty:
+        typer.echo(f"warning: {NO_ARTICLES} Run `byline ingest PATH...`.", err=True)
+    store = FeedbackStore(byline.catalog)
+    try:
+        app = create_slack_app(settings, answer_with(byline), store, client=client)
+    except ValueError as exc:  # a bad slack.channel_filters entry
+        fail(str(exc), 2)
+    who = f"@{identity.get('user', '?')} in {identity.get('team', '?')}"
+    app_token = settings.slack.app_token
+    try:
+        if http:
+            typer.echo(f"Byline is answering in Slack as {who}: http://{host}:{port}/slack/events", err=True)
+            run_http(app, port, host)
+        elif app_token is not None:  # check_startup has made sure it is there
+            typer.echo(f"Byline is answering in Slack as {who} (Socket Mode)", err=True)
+            run_socket_mode(app, app_token.get_secret_value())
+    except KeyboardInterrupt:
+        typer.echo("stopped", err=True)
+
+
+def answer_with(byline: Byline) -> Callable[[str, SearchFilters | None, Sequence[Turn]], Answer]:
+    """The facade as the Slack app's `ask`; an empty index is answered as a refusal that says why."""
+    from bot.app import EmptyIndexError
+    from bot.models import CANNOT_ANSWER, Answer
+
+    def ask(question: str, filters: SearchFilters | None, history: Sequence[Turn]) -> Answer:
+        try:
+            return byline.ask(question, filters=filters, history=history)
+        except EmptyIndexError:
+            return Answer(question=question, text=CANNOT_ANSWER, refused=True, notice=NO_ARTICLES)
+
+    return ask
+
+
+def export_feedback(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="JSONL file to write (default: standard output).")
+    ] = None,
+) -> None:
+    """Write the answers voted 👎 in Slack as eval-format JSONL, to review and turn into test questions."""
+    from bot.slack import FeedbackStore
+
+    catalog = common.open_byline(settings_from(ctx)).catalog
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in FeedbackStore(catalog).downvoted()]
+    if output is None:
+        typer.echo("".join(lines), nl=False)
+    else:
+        write_atomically(output, "".join(lines))
+        typer.echo(f"wrote {len(lines)} question(s) to {output}", err=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside the target and rename over it, so a failure never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Retrieval: hybrid search (dense + BM25, fused), diversity, optional recency and reranking."""

@@ -1,0 +1,159 @@
+"""The catalog interface: the source of truth beside the vector store, with one implementation per database.
+
+The catalog holds articles, chunk texts and offsets, the lexical (BM25) index, which version of each article a
+collection's vectors hold, and the state of features (web, Slack), each feature owning its tables through its
+own named migrations. Vectors can always be rebuilt from the chunk texts kept here.
+
+Nothing outside an implementation touches its connection: features run their own SQL through `transaction()`
+and `fetch()`, written once with `?` placeholders and `ON CONFLICT` clauses that every backend accepts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ingest.models import Article, Chunk, SearchFilters
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """A named schema change; applied once per database, in the order given, each in its own transaction."""
+
+    name: str
+    sqlite: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A chunk joined with its article's metadata, as the retriever needs it."""
+
+    chunk_id: str
+    rowid: int
+    article_id: str
+    text: str
+    start: int
+    end: int
+    title: str
+    url: str | None
+    path: str | None
+    source: str | None
+    author: str | None
+    published_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalQuery:
+    """A BM25 search: chunks matching any of `terms` (each matched as the phrase of its word pieces, never as
+    query syntax), the best `n`, within `filters`. A title match weighs `title_weight` against one in the text; in
+    a large index, terms found in more than `common_share` of the chunks are left out while rarer ones remain."""
+
+    terms: Sequence[str]
+    n: int
+    filters: SearchFilters | None = None
+    title_weight: float = 1.0
+    common_share: float = 1.0
+
+
+class Statements(Protocol):
+    """SQL inside one transaction."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+class CatalogError(RuntimeError):
+    """The catalog cannot be opened, or refused an operation; the message is one line."""
+
+
+class Catalog(ABC):
+    """What every catalog backend provides; see the module docstring."""
+
+    # -- lifecycle and feature state --------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def apply_migrations(self, migrations: Sequence[Migration]) -> list[str]:
+        """Apply those of `migrations` not yet applied (by name); returns the names applied now."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Statements]:
+        """A write transaction: committed when the block ends, rolled back on any error."""
+
+    @abstractmethod
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of one read-only statement."""
+
+    @abstractmethod
+    def lock(self, name: str, *, blocking: bool = True) -> AbstractContextManager[bool]:
+        """A lock shared by every process using this catalog, held for the block; yields False when
+        `blocking` is off and another process holds it. It dies with its holder, so a crash never blocks."""
+
+    # -- the write protocol (see ingest.storage.store) --------------------------------------------------
+
+    @abstractmethod
+    def indexed_hashes(self, collection: str, article_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash each of these articles' vectors hold in `collection`, for those indexed."""
+
+    @abstractmethod
+    def mark_pending(self, collection: str, articles: Sequence[Article]) -> None: ...
+
+    @abstractmethod
+    def pending(self, collection: str) -> list[tuple[str, str | None]]:
+        """(article id, the hash its vectors should have now, None if it should have none)."""
+
+    @abstractmethod
+    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def commit_articles(self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]) -> list[str]:
+        """Switch the catalog to the new versions in one transaction; returns the replaced chunk ids."""
+
+    @abstractmethod
+    def remember_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record that a file (path) holds an already-indexed article (id), so `forget PATH` finds it."""
+
+    @abstractmethod
+    def superseded(self, path: str, current_id: str) -> list[str]:
+        """Articles other than `current_id` whose only file was `path`: older versions of that file."""
+
+    @abstractmethod
+    def delete_articles(self, article_ids: Sequence[str]) -> None:
+        """Remove articles and everything hanging off them; remember them as forgotten."""
+
+    @abstractmethod
+    def forgotten(self, article_ids: Sequence[str]) -> set[str]:
+        """Those of `article_ids` removed with forget and not ingested again since."""
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def resolve(self, ref: str) -> list[str]:
+        """Article ids matching an id, a URL or a file path."""
+
+    @abstractmethod
+    def article(self, article_id: str) -> Article | None:
+        """The article as the catalog holds it (its indexed version)."""
+
+    @abstractmethod
+    def chunk_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
+        """Current chunks by id: a chunk of a superseded article version is not returned."""
+
+    @abstractmethod
+    def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score, higher is better) of the current chunks the query matches, best first."""
+
+    @abstractmethod
+    def stats(self, collection: str) -> dict[str, object]: ...
