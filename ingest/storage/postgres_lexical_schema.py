@@ -116,9 +116,9 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
             RETURN (SELECT array_agg(lc.id ORDER BY n.i) FROM unnest(names) WITH ORDINALITY AS n (name, i)
                     JOIN lexical_collections lc ON lc.name = n.name);
         -- Take chunks out of / into the lexical index, given their (collection, rowid, lexemes). Row estimates of
-        -- unnested arrays are guesses, so: no JIT (compiling for a guessed cost took longer than the work), and
-        -- terms and postings are found by key, one index probe each (allowed a hash join, the planner read the
-        -- whole table instead, at a cost growing with the index or the vocabulary).
+        -- unnested arrays are guesses, so plans are pinned: no JIT (compiling for a guessed cost took longer than
+        -- the work), term ids looked up per lexeme (LATERAL), and postings deleted by key, one index probe each
+        -- (allowed a hash join, the planner read the whole table instead, at a cost growing with the index).
         CREATE FUNCTION lexical_remove(collections text[], rowids bigint[], vectors tsvector[]) RETURNS void
             LANGUAGE plpgsql SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
             DECLARE
@@ -129,7 +129,8 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
                 SELECT array_agg(t.id), array_agg(g.rowid) INTO term_ids, chunks
                 FROM unnest(collection_ids, rowids, vectors) AS g (collection_id, rowid, lexemes)
                 CROSS JOIN unnest(g.lexemes) u
-                JOIN lexical_terms t ON t.collection_id = g.collection_id AND t.lexeme = u.lexeme COLLATE "C";
+                CROSS JOIN LATERAL (SELECT id FROM lexical_terms t
+                                    WHERE t.collection_id = g.collection_id AND t.lexeme = u.lexeme COLLATE "C") t;
                 DELETE FROM lexical_postings p USING unnest(term_ids, chunks) AS k (term_id, chunk)
                 WHERE p.term_id = k.term_id AND p.chunk = k.chunk;
                 UPDATE lexical_collections lc SET chunks = lc.chunks - s.n, tokens = lc.tokens - s.tokens
@@ -138,7 +139,7 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
                 WHERE lc.name = s.collection;
             END $$;
         CREATE FUNCTION lexical_add(collections text[], rowids bigint[], vectors tsvector[]) RETURNS void
-            LANGUAGE plpgsql SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+            LANGUAGE plpgsql SET jit = off AS $$
             DECLARE
                 collection_ids integer[];
             BEGIN
@@ -162,7 +163,8 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
                            u.positions[h.title_hits + 1:]
                     FROM a CROSS JOIN unnest(a.lexemes) u
                     CROSS JOIN LATERAL (SELECT cardinality(array_positions(u.weights, 'A')) AS title_hits) h
-                    JOIN lexical_terms t ON t.collection_id = a.collection_id AND t.lexeme = u.lexeme COLLATE "C"
+                    CROSS JOIN LATERAL (SELECT id FROM lexical_terms t
+                                        WHERE t.collection_id = a.collection_id AND t.lexeme = u.lexeme COLLATE "C") t
                     ORDER BY t.id, a.rowid;
                 UPDATE lexical_collections lc SET chunks = lc.chunks + s.n, tokens = lc.tokens + s.tokens
                 FROM (SELECT g.collection, count(*) AS n, sum(byline_token_count(g.lexemes)) AS tokens
