@@ -170,7 +170,8 @@ def assert_in_step(pg: psycopg.Connection, collection: str = COLLECTION) -> None
     """Every derived lexical row equals what the current chunks and titles give, computed from scratch."""
     stale = pg.execute(
         """SELECT count(*) FROM chunks c JOIN articles a ON a.id = c.article_id
-           WHERE c.lexemes <> setweight(byline_lexemes(a.title), 'A') || setweight(byline_lexemes(c.text), 'D')"""
+           WHERE c.lexemes <> setweight(byline_lexemes(a.title), 'A') || setweight(byline_lexemes(c.text), 'D')
+              OR c.lexical_length <> byline_token_count(c.lexemes)"""
     ).fetchone()
     assert stale == (0,)
     expected = pg.execute(

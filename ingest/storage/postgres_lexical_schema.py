@@ -82,7 +82,9 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
             LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
             RETURN (SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(lexemes));
 
-        ALTER TABLE chunks ADD COLUMN lexemes tsvector NOT NULL DEFAULT '';
+        -- set by a trigger: the chunk's lexemes and its length in tokens (title and text)
+        ALTER TABLE chunks ADD COLUMN lexemes tsvector NOT NULL DEFAULT '',
+            ADD COLUMN lexical_length integer NOT NULL DEFAULT 0;
         CREATE TABLE lexical_collections (
             id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             name text NOT NULL UNIQUE,
@@ -119,7 +121,8 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
         -- unnested arrays are guesses, so plans are pinned: no JIT (compiling for a guessed cost took longer than
         -- the work), term ids looked up per lexeme (LATERAL), and postings deleted by key, one index probe each
         -- (allowed a hash join, the planner read the whole table instead, at a cost growing with the index).
-        CREATE FUNCTION lexical_remove(collections text[], rowids bigint[], vectors tsvector[]) RETURNS void
+        CREATE FUNCTION lexical_remove(collections text[], rowids bigint[], vectors tsvector[], lengths integer[])
+            RETURNS void
             LANGUAGE plpgsql SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
             DECLARE
                 collection_ids integer[] := lexical_collection_ids(collections);
@@ -134,11 +137,12 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
                 DELETE FROM lexical_postings p USING unnest(term_ids, chunks) AS k (term_id, chunk)
                 WHERE p.term_id = k.term_id AND p.chunk = k.chunk;
                 UPDATE lexical_collections lc SET chunks = lc.chunks - s.n, tokens = lc.tokens - s.tokens
-                FROM (SELECT g.collection, count(*) AS n, sum(byline_token_count(g.lexemes)) AS tokens
-                      FROM unnest(collections, vectors) AS g (collection, lexemes) GROUP BY 1) s
+                FROM (SELECT g.collection, count(*) AS n, sum(g.length) AS tokens
+                      FROM unnest(collections, lengths) AS g (collection, length) GROUP BY 1) s
                 WHERE lc.name = s.collection;
             END $$;
-        CREATE FUNCTION lexical_add(collections text[], rowids bigint[], vectors tsvector[]) RETURNS void
+        CREATE FUNCTION lexical_add(collections text[], rowids bigint[], vectors tsvector[], lengths integer[])
+            RETURNS void
             LANGUAGE plpgsql SET jit = off AS $$
             DECLARE
                 collection_ids integer[];
@@ -151,24 +155,20 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
                     FROM unnest(collection_ids, vectors) AS g (collection_id, lexemes) CROSS JOIN unnest(g.lexemes) u
                     ORDER BY 1, 2
                     ON CONFLICT (collection_id, lexeme) DO NOTHING;
-                -- (MATERIALIZED: counted once per chunk, not once per lexeme; in key order: each term's new
-                -- postings go to the end of its run in the index)
-                WITH a AS MATERIALIZED (
-                    SELECT g.*, byline_token_count(g.lexemes) AS length
-                    FROM unnest(collection_ids, rowids, vectors) AS g (collection_id, rowid, lexemes)
-                )
+                -- in key order: each term's new postings go to the end of its run in the index
                 INSERT INTO lexical_postings
                     SELECT t.id, a.rowid, h.title_hits, cardinality(u.positions) - h.title_hits, a.length,
                            CASE WHEN h.title_hits > 0 THEN u.positions[:h.title_hits] END,
                            u.positions[h.title_hits + 1:]
-                    FROM a CROSS JOIN unnest(a.lexemes) u
+                    FROM unnest(collection_ids, rowids, vectors, lengths) AS a (collection_id, rowid, lexemes, length)
+                    CROSS JOIN unnest(a.lexemes) u
                     CROSS JOIN LATERAL (SELECT cardinality(array_positions(u.weights, 'A')) AS title_hits) h
                     CROSS JOIN LATERAL (SELECT id FROM lexical_terms t
                                         WHERE t.collection_id = a.collection_id AND t.lexeme = u.lexeme COLLATE "C") t
                     ORDER BY t.id, a.rowid;
                 UPDATE lexical_collections lc SET chunks = lc.chunks + s.n, tokens = lc.tokens + s.tokens
-                FROM (SELECT g.collection, count(*) AS n, sum(byline_token_count(g.lexemes)) AS tokens
-                      FROM unnest(collections, vectors) AS g (collection, lexemes) GROUP BY 1) s
+                FROM (SELECT g.collection, count(*) AS n, sum(g.length) AS tokens
+                      FROM unnest(collections, lengths) AS g (collection, length) GROUP BY 1) s
                 WHERE lc.name = s.collection;
             END $$;
 
@@ -177,24 +177,33 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
                 NEW.lexemes := setweight(byline_lexemes(coalesce(
                                    (SELECT title FROM articles WHERE id = NEW.article_id), '')), 'A')
                                || setweight(byline_lexemes(NEW.text), 'D');
+                NEW.lexical_length := byline_token_count(NEW.lexemes);
                 RETURN NEW;
             END $$;
         CREATE TRIGGER chunks_lexemes BEFORE INSERT OR UPDATE ON chunks
             FOR EACH ROW EXECUTE FUNCTION chunks_lexemes();
         CREATE FUNCTION chunks_lexical_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                PERFORM lexical_add(array_agg(collection), array_agg(rowid), array_agg(lexemes)) FROM new_chunks;
+                PERFORM lexical_add(
+                    array_agg(collection), array_agg(rowid), array_agg(lexemes), array_agg(lexical_length)
+                ) FROM new_chunks;
                 RETURN NULL;
             END $$;
         CREATE FUNCTION chunks_lexical_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                PERFORM lexical_remove(array_agg(collection), array_agg(rowid), array_agg(lexemes)) FROM old_chunks;
+                PERFORM lexical_remove(
+                    array_agg(collection), array_agg(rowid), array_agg(lexemes), array_agg(lexical_length)
+                ) FROM old_chunks;
                 RETURN NULL;
             END $$;
         CREATE FUNCTION chunks_lexical_updated() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                PERFORM lexical_remove(array_agg(collection), array_agg(rowid), array_agg(lexemes)) FROM old_chunks;
-                PERFORM lexical_add(array_agg(collection), array_agg(rowid), array_agg(lexemes)) FROM new_chunks;
+                PERFORM lexical_remove(
+                    array_agg(collection), array_agg(rowid), array_agg(lexemes), array_agg(lexical_length)
+                ) FROM old_chunks;
+                PERFORM lexical_add(
+                    array_agg(collection), array_agg(rowid), array_agg(lexemes), array_agg(lexical_length)
+                ) FROM new_chunks;
                 RETURN NULL;
             END $$;
         CREATE TRIGGER chunks_lexical_inserted AFTER INSERT ON chunks REFERENCING NEW TABLE AS new_chunks
