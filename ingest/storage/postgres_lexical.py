@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ingest.clock import now_iso
@@ -54,6 +54,14 @@ MIN_IDF = 1e-6
 COMMON_TERMS_FROM = 10_000
 # One advisory lock key for schema changes, so processes starting together apply each migration once.
 MIGRATION_LOCK = 0x6279_6C69_6E65  # "byline"
+
+
+def connect(url: str) -> Connection[Any]:
+    """A connection as the lexical queries expect it: autocommit, and no JIT (its compiling, for costs estimated
+    from guessed row counts, took longer than the queries)."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, options="-c jit=off")
 
 
 def migrate(conn: Connection[Any]) -> list[str]:
@@ -146,14 +154,12 @@ def _upsert_articles(conn: Connection[Any], articles: Sequence[Article]) -> None
 
 @dataclass(frozen=True, slots=True)
 class _Term:
-    """A query term: its tokens, stemmed, in order, and their ids in the collection (None: a lexeme no chunk has)."""
+    """A query term found in the collection: its tokens, stemmed, in order, their lexeme ids, and the chunks it
+    occurs in (a single lexeme's counted in its postings, perhaps only up to past the common-term cap)."""
 
     lexemes: tuple[str, ...]
-    term_ids: tuple[int | None, ...]
-
-    @property
-    def known(self) -> bool:
-        return None not in self.term_ids
+    term_ids: tuple[int, ...]
+    chunks: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,75 +178,84 @@ class _Scoring:
 
 def lexical_search(conn: Connection[Any], collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
     """(chunk id, BM25 score, higher is better) of the current chunks matching any of the query's terms, best
-    first, as the SQLite catalog's lexical_search; read in one snapshot."""
-    terms, n, filters = query.terms, query.n, query.filters
-    title_weight, common_share = query.title_weight, query.common_share
-    if not terms or n <= 0:
+    first, as the SQLite catalog's lexical_search.
+
+    Two statements, each its own snapshot (as the SQLite catalog's common-term count and its MATCH): a write
+    committed in between can shift the statistics a little, never return a row that is no longer current.
+    `conn` should come from `connect` (no JIT).
+    """
+    if not query.terms or query.n <= 0:
         return []
-    with conn.transaction():
-        # No JIT: compiling, for costs estimated from guessed row counts, takes longer than the query.
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off")
-        found = conn.execute(
-            "SELECT id, chunks, tokens FROM lexical_collections WHERE name = %s", (collection,)
-        ).fetchone()
-        if found is None or found[1] == 0:
-            return []
-        collection_id, total, tokens = found
-        analysed = [term for term in _analyse(conn, collection_id, terms) if term.known]
-        # Single lexemes are counted in their postings (up to the cap when common ones may be left out); phrases
-        # are found, which counts them.
-        common = common_share < 1 and len(analysed) > 1 and total >= COMMON_TERMS_FROM
-        cap = int(common_share * total) if common else None
-        singles = {term.term_ids[0] for term in analysed if len(term.lexemes) == 1}
-        counts = _count_chunks(conn, singles, None if cap is None else cap + 1)
-        phrases = {term: _phrase_hits(conn, term) for term in analysed if len(term.lexemes) > 1}
-
-        def chunks(term: _Term) -> int:
-            return len(phrases[term]) if term in phrases else counts[term.term_ids[0] or 0]
-
-        if cap is not None:
-            kept = [term for term in analysed if chunks(term) <= cap]
-            if not kept:  # every term is common: score them all, with exact counts
-                kept = analysed
-                counts = _count_chunks(conn, singles, None)
-            analysed = kept
-        scoring = _Scoring(total, tokens / total, title_weight)
-        phrase_scores: dict[int, float] = {}
-        for term, hits in phrases.items():
-            if term in analysed:
-                idf = scoring.idf(len(hits))
-                for chunk, title_hits, text_hits, length in hits:
-                    score = scoring.score(idf, title_hits, text_hits, length)
-                    phrase_scores[chunk] = phrase_scores.get(chunk, 0.0) + score
-        weighted = [(term.term_ids[0], scoring.idf(chunks(term))) for term in analysed if len(term.lexemes) == 1]
-        return _ranked(conn, weighted, phrase_scores, scoring, n, filters)
+    total, tokens, terms = _analyse(conn, collection, query)
+    if not total:
+        return []
+    phrases = {i: _phrase_hits(conn, term) for i, term in enumerate(terms) if len(term.lexemes) > 1}
+    terms = [replace(term, chunks=len(phrases[i])) if i in phrases else term for i, term in enumerate(terms)]
+    cap = int(query.common_share * total)
+    kept = list(range(len(terms)))
+    if query.common_share < 1 and len(terms) > 1 and total >= COMMON_TERMS_FROM:
+        kept = [i for i in kept if terms[i].chunks <= cap] or kept  # the common ones, unless all are
+    if query.common_share < 1 and total >= COMMON_TERMS_FROM:  # counted only up to past the cap
+        terms = _count_in_full(conn, terms, [i for i in kept if terms[i].chunks > cap])
+    scoring = _Scoring(total, tokens / total, query.title_weight)
+    phrase_scores: dict[int, float] = {}
+    for i, hits in phrases.items():
+        if i in kept:
+            idf = scoring.idf(terms[i].chunks)
+            for chunk, title_hits, text_hits, length in hits:
+                score = scoring.score(idf, title_hits, text_hits, length)
+                phrase_scores[chunk] = phrase_scores.get(chunk, 0.0) + score
+    weighted = [(terms[i].term_ids[0], scoring.idf(terms[i].chunks)) for i in kept if i not in phrases]
+    return _ranked(conn, weighted, phrase_scores, scoring, query.n, query.filters)
 
 
-def _analyse(conn: Connection[Any], collection_id: int, terms: Sequence[str]) -> list[_Term]:
-    """Each term's lexemes and their term ids; terms with no token are dropped."""
+def _analyse(conn: Connection[Any], collection: str, query: LexicalQuery) -> tuple[int, int, list[_Term]]:
+    """The collection's chunks and tokens, and the query's terms found in it (with a token, every lexeme in the
+    collection), a single lexeme's chunks counted in its postings only up to past the common-term cap if any."""
     rows = conn.execute(
-        """SELECT l.lexemes, l.ids
-           FROM unnest(%s::text[]) WITH ORDINALITY AS q (term, ord)
-           CROSS JOIN LATERAL (
-               SELECT array_agg(u.lexeme ORDER BY p) AS lexemes, array_agg(t.id ORDER BY p) AS ids
-               FROM unnest(byline_lexemes(q.term)) u CROSS JOIN unnest(u.positions) p
-               LEFT JOIN lexical_terms t ON t.collection_id = %s AND t.lexeme = u.lexeme COLLATE "C"
-           ) l
-           WHERE l.lexemes IS NOT NULL
-           ORDER BY q.ord""",
-        (list(terms), collection_id),
+        """WITH c AS (SELECT id, chunks, tokens FROM lexical_collections WHERE name = %(collection)s),
+           q AS (
+               SELECT q.ord, l.lexemes, l.ids
+               FROM c, unnest(%(terms)s::text[]) WITH ORDINALITY AS q (term, ord)
+               CROSS JOIN LATERAL (
+                   SELECT array_agg(u.lexeme ORDER BY p) AS lexemes, array_agg(t.id ORDER BY p) AS ids
+                   FROM unnest(byline_lexemes(q.term)) u CROSS JOIN unnest(u.positions) p
+                   LEFT JOIN lexical_terms t ON t.collection_id = c.id AND t.lexeme = u.lexeme COLLATE "C"
+               ) l
+               WHERE l.lexemes IS NOT NULL AND array_position(l.ids, NULL) IS NULL
+           )
+           SELECT c.chunks, c.tokens, q.lexemes, q.ids, CASE WHEN cardinality(q.ids) = 1 THEN (
+                      SELECT count(*) FROM (
+                          SELECT 1 FROM lexical_postings p WHERE p.term_id = q.ids[1]
+                          LIMIT CASE WHEN %(share)s < 1 AND c.chunks >= %(large)s
+                                     THEN floor(%(share)s * c.chunks)::bigint + 1 END
+                      ) x
+                  ) ELSE 0 END
+           FROM c LEFT JOIN q ON true ORDER BY q.ord""",
+        {
+            "collection": collection,
+            "terms": list(query.terms),
+            "share": query.common_share,
+            "large": COMMON_TERMS_FROM,
+        },
     ).fetchall()
-    return [_Term(tuple(lexemes), tuple(ids)) for lexemes, ids in rows]
+    if not rows:
+        return 0, 0, []
+    terms = [_Term(tuple(lexemes), tuple(ids), int(n)) for _, _, lexemes, ids, n in rows if lexemes is not None]
+    return int(rows[0][0]), int(rows[0][1]), terms
 
 
-def _count_chunks(conn: Connection[Any], term_ids: set[int | None], limit: int | None) -> dict[int, int]:
-    """Chunks holding each lexeme, counted up to `limit` (None: all)."""
+def _count_in_full(conn: Connection[Any], terms: list[_Term], which: Sequence[int]) -> list[_Term]:
+    """`terms` with the chunks of the single-lexeme ones at `which` counted in full."""
+    if not which:
+        return terms
     rows = conn.execute(
-        """SELECT q.id, (SELECT count(*) FROM (SELECT 1 FROM lexical_postings p WHERE p.term_id = q.id LIMIT %s) x)
+        """SELECT q.id, (SELECT count(*) FROM lexical_postings p WHERE p.term_id = q.id)
            FROM unnest(%s::int[]) AS q (id)""",
-        (limit, sorted(term_id for term_id in term_ids if term_id is not None)),
+        ([terms[i].term_ids[0] for i in which],),
     ).fetchall()
-    return {int(row[0]): int(row[1]) for row in rows}
+    counts = {int(term_id): int(n) for term_id, n in rows}
+    return [replace(term, chunks=counts[term.term_ids[0]]) if i in which else term for i, term in enumerate(terms)]
 
 
 def _phrase_hits(conn: Connection[Any], term: _Term) -> list[tuple[int, int, int, int]]:
