@@ -18,7 +18,7 @@ letters alone, so a few words stem differently ("assembly", "biology", "us", "5S
 
 Stored, and kept in step by triggers inside the transaction that changes chunks or titles:
 - `chunks.lexemes`: the chunk's tsvector, title lexemes weighted A and text lexemes D, positions kept for
-  phrases; set by a BEFORE row trigger;
+  phrases, and `chunks.lexical_length`, its tokens; set by a BEFORE row trigger;
 - `lexical_postings`: one row per (lexeme of a collection, chunk) with its title and text hits and the chunk's
   length, all in the primary key's index: the inverted index BM25 reads; and its positions per column, for
   phrases. Scoring from the tsvectors instead (a GIN index to find chunks, `unnest` for term frequencies) pays a
