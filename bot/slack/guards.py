@@ -13,15 +13,19 @@ from ingest.storage.catalog import Catalog, Migration
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = [
-    Migration(
-        "005_slack_deliveries",
-        """
+_DELIVERIES = """
         -- Slack deliveries already taken (event id, client_msg_id, channel+ts), so each message is answered once
         -- across retries, restarts and several bot processes on one home; rows expire after an hour
         CREATE TABLE slack_deliveries (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
         CREATE INDEX slack_deliveries_seen ON slack_deliveries(seen_at);
-        """,
+        """
+
+MIGRATIONS = [
+    Migration(
+        "005_slack_deliveries",
+        sqlite=_DELIVERIES,
+        # PostgreSQL's REAL is single precision (epoch seconds would lose minutes): a double, as in SQLite.
+        postgres=_DELIVERIES.replace("seen_at REAL", "seen_at double precision"),
     ),
 ]
 
