@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from ingest.clock import now_iso
-from ingest.models import Article, Chunk
+from ingest.models import Article, Chunk, source_key
 from ingest.storage import postgres_lexical
 from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, Row, ref_spellings
 from ingest.storage.postgres_articles import write_articles
@@ -30,6 +30,7 @@ from ingest.storage.postgres_schema import CORE_MIGRATIONS
 
 if TYPE_CHECKING:
     from psycopg import Connection
+    from psycopg.sql import Composed
     from psycopg_pool import ConnectionPool
 
 T = TypeVar("T")
@@ -376,6 +377,54 @@ class PostgresCatalog(Catalog):
 
         return self._read(figures, "read statistics")
 
+    # -- moving from another catalog ---------------------------------------------------------------------
+
+    def import_rows(self, batches: Iterable[tuple[str, list[str], list[Row]]]) -> dict[str, tuple[int, int]]:
+        """Load (table, columns, rows) batches, as `SQLiteCatalog.export` gives them, into this catalog's empty
+        tables, all in one transaction; returns (rows given, rows now there) per table, checked equal before
+        committing. Identity columns are assigned here, and the triggers build the lexical index."""
+        from psycopg import sql
+
+        given: dict[str, int] = {}
+        with self._transaction("copy rows") as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (TRANSACTION_LOCK,))
+            for table, columns, rows in batches:
+                if table not in given:
+                    given[table] = 0
+                    self._check_empty_target(conn, table, columns)
+                kept, values = _loadable(conn, table, columns, rows)
+                statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, kept))
+                )
+                with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                    for row in values:
+                        copy.write_row(row)
+                given[table] += len(rows)
+            counts = {
+                table: (n, _row(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))[0])
+                for table, n in given.items()
+            }
+            wrong = {table: pair for table, pair in counts.items() if pair[0] != pair[1]}
+            if wrong:
+                raise CatalogError(f"copy into {self.where} rolled back: row counts differ: {wrong}")
+        return counts
+
+    def _check_empty_target(self, conn: Connection[Any], table: str, columns: Sequence[str]) -> None:
+        from psycopg import sql
+
+        have = {row[0] for row in conn.execute(_COLUMNS, (table,))}
+        if not have:
+            raise CatalogError(f"the catalog at {self.where} has no table {table}: its feature was not set up")
+        if missing := [c for c in columns if c not in have]:
+            raise CatalogError(f"the catalog at {self.where} has no column {', '.join(missing)} in {table}")
+        if conn.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table))).fetchone():
+            raise CatalogError(
+                f"the catalog at {self.where} already holds rows in {table}: copy only into an empty catalog"
+            )
+
+    def applied_migrations(self) -> list[str]:
+        return [row[0] for row in self.fetch("SELECT name FROM migrations ORDER BY name")]
+
 
 # Every connection: autocommit (a read is one statement), no JIT (compiling, for costs estimated from guessed row
 # counts of unnested arrays, took longer than the queries).
@@ -398,11 +447,31 @@ def _open_pool(url: str, size: int) -> ConnectionPool:
     )
 
 
-def _row(conn: Connection[Any], sql: str, *params: object) -> Row:
+def _row(conn: Connection[Any], sql: str | Composed, *params: object) -> Row:
     """The one row of a statement that returns one."""
     row = conn.execute(sql, params).fetchone()
     assert row is not None
     return tuple(row)
+
+
+_COLUMNS = """SELECT column_name, is_identity FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = %s"""
+
+
+def _loadable(
+    conn: Connection[Any], table: str, columns: list[str], rows: list[Row]
+) -> tuple[list[str], list[Sequence[Any]]]:
+    """The columns and rows to load: without the identity columns, which this database numbers itself, and with
+    each article's `source_key` (Python's casefold: SQLite's catalog keeps none)."""
+    identity = {row[0] for row in conn.execute(_COLUMNS, (table,)) if row[1] == "YES"}
+    keep = [i for i, column in enumerate(columns) if column not in identity]
+    kept = [columns[i] for i in keep]
+    values: list[Sequence[Any]] = [[row[i] for i in keep] for row in rows]
+    if table == "articles" and "source_key" not in kept:
+        source = kept.index("source")
+        kept.append("source_key")
+        values = [[*row, source_key(row[source])] for row in values]
+    return kept, values
 
 
 def _unlock(conn: Connection[Any], key: int) -> None:
