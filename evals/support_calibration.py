@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.answering.citations import SupportChecker
+from bot.answering.support import SupportChecker
 from bot.answering.context import Source, number_sources
 from bot.models import Passage
 from bot.settings import LLMSettings, Settings

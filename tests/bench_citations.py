@@ -7,9 +7,10 @@ import time
 
 from seed_passages import passages
 
-from bot.answering.citations import SupportChecker, check_citations
+from bot.answering.citations import check_citations
 from bot.answering.context import fit_sources
 from bot.answering.llm import estimate_tokens
+from bot.answering.support import SupportChecker
 from bot.settings import Settings
 from ingest.embedding import Embedder
 
