@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.answering.context import Source
-from bot.answering.support import Support, SupportChecker, Vectors
+from bot.answering.support import Support, SupportChecker, Vectors, evidence
 from bot.models import CANNOT_ANSWER, Citation
 from ingest.text import split_sentences
 
@@ -168,8 +168,9 @@ class CitationCheck:
         self._raw += piece
         return self._check(self._complete(final=False))
 
-    def finish(self) -> list[str]:
-        """The reply has ended: check its last sentence; returns what may now be shown."""
+    def finish(self, rest: str = "") -> list[str]:
+        """The reply has ended (with `rest`): check what is left of it; returns what may now be shown."""
+        self._raw += rest
         return self._check(self._complete(final=True))
 
     def result(self) -> CheckedAnswer:
@@ -192,6 +193,12 @@ class CitationCheck:
 
     def _check(self, sentences: list[Sentence]) -> list[str]:
         pairs = [(s.claim, self.sources[n]) for s in sentences if not s.refusal for n in s.cited]
+        if pairs and not self._vectors:
+            # One call to the embedding model for the first claims, the question and every source sentence
+            # (each call costs a fixed overhead); later batches embed only their new claims.
+            texts = [text for source in self.sources.values() for _, run in evidence(source) for *_, text in run]
+            asked = [self.question] if self.question else []
+            self.checker.embed([claim for claim, _ in pairs] + asked + texts, self._vectors)
         supports = iter(self.checker.score(pairs, self._vectors) if pairs else [])
         shown: list[str] = []
         for sentence in sentences:
@@ -256,8 +263,7 @@ def check_citations(
 ) -> CheckedAnswer:
     """A whole answer with citations checked, renumbered by first use, and unsupported text handled."""
     check = CitationCheck(sources, checker, unsupported, question)
-    check.feed(raw)
-    check.finish()
+    check.finish(raw)  # all sentences in one batch: one call to the embedding model
     return check.result()
 
 
