@@ -353,6 +353,9 @@ class PostgresCatalog(Catalog):
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         return self._read(lambda conn: postgres_lexical.lexical_search(conn, collection, query), "search")
 
+    def article_count(self, collection: str) -> int:
+        return self._read(lambda conn: _count(conn, "indexed WHERE collection = %s", collection))
+
     def stats(self, collection: str) -> dict[str, object]:
         def figures(conn: Connection[Any]) -> dict[str, object]:
             chunks, tokens = _row(
@@ -363,16 +366,17 @@ class PostgresCatalog(Catalog):
                 "SELECT coalesce(source, '(unknown)'), count(*) FROM articles GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
             return {
-                "articles": _row(conn, "SELECT count(*) FROM articles")[0],
-                "indexed_articles": _row(conn, "SELECT count(*) FROM indexed WHERE collection = %s", collection)[0],
+                "articles": _count(conn, "articles"),
+                "indexed_articles": _count(conn, "indexed WHERE collection = %s", collection),
                 "chunks": chunks,
                 "tokens": int(tokens),
                 "sources": {row[0]: row[1] for row in sources},
                 "published_first": first,
                 "published_last": last,
-                "pending_writes": _row(conn, "SELECT count(*) FROM pending_writes WHERE collection = %s", collection)[
-                    0
-                ],
+                "pending_writes": _count(conn, "pending_writes WHERE collection = %s", collection),
+                "instruction_like_chunks": _count(
+                    conn, "chunks WHERE collection = %s AND instruction_like = 1", collection
+                ),
             }
 
         return self._read(figures, "read statistics")
@@ -472,6 +476,11 @@ def _loadable(
         kept.append("source_key")
         values = [[*row, source_key(row[source])] for row in values]
     return kept, values
+
+
+def _count(conn: Connection[Any], rows: str, *params: object) -> int:
+    """count(*) of FROM `rows` (a table and conditions)."""
+    return int(_row(conn, "SELECT count(*) FROM " + rows, *params)[0])
 
 
 def _unlock(conn: Connection[Any], key: int) -> None:

@@ -30,10 +30,12 @@ def write_articles(
     ]
     _upsert_articles(conn, articles)  # before the chunks: their lexical trigger reads the title
     conn.execute(
-        """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text, token_count)
-           SELECT u.id, %s, u.article_id, u.position, u.start_char, u.end_char, u.text, u.token_count
-           FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::int[])
-               AS u (id, article_id, position, start_char, end_char, text, token_count)""",
+        """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text, token_count,
+               instruction_like)
+           SELECT u.id, %s, u.article_id, u.position, u.start_char, u.end_char, u.text, u.token_count,
+               u.instruction_like
+           FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::int[], %s::int[])
+               AS u (id, article_id, position, start_char, end_char, text, token_count, instruction_like)""",
         (
             collection,
             [c.id for c in chunks],
@@ -43,6 +45,7 @@ def write_articles(
             [c.end for c in chunks],
             [c.text for c in chunks],
             [c.token_count for c in chunks],
+            [int(c.instruction_like) for c in chunks],
         ),
     )
     conn.execute(

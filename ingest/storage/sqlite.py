@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from more_itertools import batched
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk, source_key
 from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, Row, ref_spellings
+from ingest.storage.sqlite_export import SQLiteExport
 from ingest.storage.sqlite_schema import CORE_MIGRATIONS
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
@@ -48,7 +50,7 @@ class _Statements:
         return [tuple(row) for row in self.conn.execute(sql, params)]
 
 
-class SQLiteCatalog(Catalog):
+class SQLiteCatalog(SQLiteExport, Catalog):
     """`catalog.sqlite` under BYLINE_HOME; one connection, shared by this process's threads under a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -190,9 +192,19 @@ class SQLiteCatalog(Catalog):
                 self._upsert_article(db, article, now)
                 db.executemany(
                     """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text,
-                       token_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       token_count, instruction_like) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [
-                        (c.id, collection, c.article_id, c.position, c.start, c.end, c.text, c.token_count)
+                        (
+                            c.id,
+                            collection,
+                            c.article_id,
+                            c.position,
+                            c.start,
+                            c.end,
+                            c.text,
+                            c.token_count,
+                            int(c.instruction_like),
+                        )
                         for c in chunks
                     ],
                 )
@@ -265,13 +277,15 @@ class SQLiteCatalog(Catalog):
                 marks = ",".join("?" * len(batch))
                 for row in self.conn.execute(
                     f"""SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url,
-                               a.path, a.source, a.author, a.published_at
+                               a.path, a.source, a.author, a.published_at, c.instruction_like
                         FROM chunks c JOIN articles a ON a.id = c.article_id
                         JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
                         WHERE +c.collection = ? AND c.id IN ({marks}) AND i.hash = a.hash""",
                     (collection, *batch),
                 ):
-                    rows[row[0]] = ChunkRow(*row)
+                    *columns, flag = row
+                    chunk = ChunkRow(*columns)
+                    rows[chunk.chunk_id] = replace(chunk, instruction_like=None if flag is None else bool(flag))
         return rows
 
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
@@ -407,53 +421,10 @@ class SQLiteCatalog(Catalog):
                 found.update(row[0] for row in rows)
         return found
 
-    # -- moving to another catalog -----------------------------------------------------------------------
-
-    def export(self, batch: int = 1000) -> Generator[tuple[str, list[str], list[Row]]]:
-        """Every row of the tables holding data, core and features' alike, as (table, columns, a batch of
-        rows), each table after those it references, all from one snapshot (close the iterator when stopping
-        early). Left out: the migrations' bookkeeping and the lexical index, which the chunks give."""
+    def article_count(self, collection: str) -> int:
         with self._lock:
-            self.conn.execute("BEGIN")
-            try:
-                for table in self._data_tables():
-                    columns = [row[1] for row in self.conn.execute(f'PRAGMA table_info("{table}")')]
-                    listed = ", ".join(f'"{column}"' for column in columns)
-                    last, rows = None, None
-                    while rows is None or len(rows) == batch:  # an empty table gives one empty batch
-                        rows = self.conn.execute(
-                            f'SELECT rowid, {listed} FROM "{table}" WHERE ? IS NULL OR rowid > ? '
-                            "ORDER BY rowid LIMIT ?",
-                            (last, last, batch),
-                        ).fetchall()
-                        last = rows[-1][0] if rows else last
-                        yield table, columns, [tuple(row)[1:] for row in rows]
-            finally:
-                self.conn.execute("COMMIT")
-
-    def _data_tables(self) -> list[str]:
-        rows = self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
-        virtual = [name for name, sql in rows if sql.upper().startswith("CREATE VIRTUAL TABLE")]
-        tables = [
-            name
-            for name, _ in rows
-            if name != "migrations"
-            and not name.startswith("sqlite_")
-            and not any(name == v or name.startswith(v + "_") for v in virtual)
-        ]
-        references = {
-            table: {row[2] for row in self.conn.execute(f'PRAGMA foreign_key_list("{table}")')} for table in tables
-        }
-        ordered: list[str] = []
-        while len(ordered) < len(tables):
-            ready = [t for t in tables if t not in ordered and references[t] <= {*ordered, t}]
-            if not ready:
-                raise CatalogError(f"the catalog {self.path} has tables that reference each other")
-            ordered += ready
-        return ordered
-
-    def applied_migrations(self) -> list[str]:
-        return [row[0] for row in self.fetch("SELECT name FROM migrations ORDER BY name")]
+            row = self.conn.execute("SELECT COUNT(*) FROM indexed WHERE collection = ?", (collection,)).fetchone()
+        return int(row[0])
 
     def stats(self, collection: str) -> dict[str, object]:
         with self._lock:
@@ -469,6 +440,9 @@ class SQLiteCatalog(Catalog):
             ).fetchall()
             first, last = one("SELECT MIN(published_at), MAX(published_at) FROM articles").fetchone()
             pending = one("SELECT COUNT(*) FROM pending_writes WHERE collection = ?", (collection,)).fetchone()[0]
+            instruction_like = one(
+                "SELECT COUNT(*) FROM chunks WHERE collection = ? AND instruction_like = 1", (collection,)
+            ).fetchone()[0]
         return {
             "articles": articles,
             "indexed_articles": indexed,
@@ -478,6 +452,7 @@ class SQLiteCatalog(Catalog):
             "published_first": first,
             "published_last": last,
             "pending_writes": pending,
+            "instruction_like_chunks": instruction_like,
         }
 
 
