@@ -27,6 +27,8 @@ from ingest.storage.catalog import Catalog
 
 BACKENDS = ["sqlite", "postgresql"]
 DATABASE_ENV = "BYLINE_STORE_DATABASE_URL"
+# A test marked so runs once per catalog, Bylines built from the environment using that catalog.
+on_both_catalogs = pytest.mark.usefixtures("backend_env")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ from bot.slack.render import (
     split_mrkdwn,
     to_mrkdwn,
 )
-from ingest.storage.sqlite import SQLiteCatalog
+from ingest.storage.catalog import Catalog
 
 
 class FakeClock:
@@ -145,16 +145,17 @@ def test_channel_filters_are_checked() -> None:
 # -- guards ------------------------------------------------------------------------------------------------
 
 
-def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(tmp_path: Path) -> None:
-    """Sixteen deliveries at once, each through its own connection to one catalog: as from several bot
-    processes sharing a home (SQLite locks per connection, so threads stand in for processes here)."""
-    path = tmp_path / "catalog.sqlite"
-    SQLiteCatalog(path).close()  # migrated once
-    catalogs = [SQLiteCatalog(path) for _ in range(16)]
+def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(
+    open_catalog: Callable[[], Catalog],
+) -> None:
+    """Sixteen deliveries at once, each through its own catalog (its own connection): as from several bot
+    processes sharing the catalog, on one machine (SQLite) or several (PostgreSQL)."""
+    open_catalog()  # migrated once
+    catalogs = [open_catalog() for _ in range(16)]
     start = threading.Barrier(16)
     results: list[bool] = []
 
-    def deliver(catalog: SQLiteCatalog) -> None:
+    def deliver(catalog: Catalog) -> None:
         start.wait()
         results.append(Deduplicator(catalog).first_time(["event:Ev1", "ts:C1:1.0"]))
 
@@ -164,13 +165,13 @@ def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(tmp_pa
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 15 + [True]
-    restarted = SQLiteCatalog(path)  # a new process after a restart still knows the message
+    restarted = open_catalog()  # a new process after a restart still knows the message
     assert Deduplicator(restarted).first_time(["event:Ev2", "ts:C1:1.0"]) is False
 
 
-def test_deduplicator_forgets_after_its_ttl(tmp_path: Path) -> None:
+def test_deduplicator_forgets_after_its_ttl(open_catalog: Callable[[], Catalog]) -> None:
     clock = FakeClock()
-    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    catalog = open_catalog()
     dedupe = Deduplicator(catalog, ttl=60, clock=clock)
     assert dedupe.first_time(["k"]) and not dedupe.first_time(["k"])
     clock.now += 61
@@ -248,8 +249,8 @@ def test_unreachable_api_is_a_startup_error() -> None:
 # -- feedback ------------------------------------------------------------------------------------------------
 
 
-def test_votes_are_replaced_per_user_and_downvotes_export(tmp_path: Path) -> None:
-    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+def test_votes_are_replaced_per_user_and_downvotes_export(open_catalog: Callable[[], Catalog]) -> None:
+    catalog = open_catalog()
     store = FeedbackStore(catalog)
     answered: Answer = make_answer("why?")
     store.record_answer(answered, PostedAnswer("a1", "C1", "1.1", "1.0", "U1"))
@@ -268,4 +269,3 @@ def test_votes_are_replaced_per_user_and_downvotes_export(tmp_path: Path) -> Non
     assert record["id"] == "slack-a2" and record["question"] == "what is the capital of the moon?"
     assert record["answerable"] is True and record["answers"] == [] and record["evidence"] == []
     assert record["notes"].startswith("Slack: 1 👎, 0 👍 (channel C1, ts 2.1). Byline refused")
-    catalog.close()

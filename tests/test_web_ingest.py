@@ -1,5 +1,6 @@
-"""Web pages, feeds and sitemaps through the real ingest pipeline (real model, real Chroma, real SQLite),
-fetched from a local site; `byline watch` and the web CLI commands."""
+"""Web pages, feeds and sitemaps through the real ingest pipeline (real model, real Chroma, real SQLite; the tests
+of what the web state remembers on PostgreSQL too), fetched from a local site; `byline watch` and the web CLI
+commands."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from catalog_backends import on_both_catalogs
 from conftest import free_port
 from typer.testing import CliRunner
 from web_site import STORM, Resource, Site, SiteServer
@@ -120,6 +122,7 @@ def test_one_article_reached_by_three_urls_is_stored_once(web: Byline, site: Sit
     assert any("Quay Street" in text for text in chunk_texts(web, canonical))
 
 
+@on_both_catalogs
 def test_an_unchanged_page_costs_one_304_and_embeds_nothing(web: Byline, site: Site, embedded: list[int]) -> None:
     url = site.url("/news/storm-surge.html")
     assert counts(web.ingest([url])) == (1, 0, 0, 0)
@@ -175,6 +178,7 @@ def test_every_bad_url_is_reported_and_the_rest_continues(web: Byline, site: Sit
 # -- feeds --------------------------------------------------------------------------------------------------
 
 
+@on_both_catalogs
 def test_feed_ingest_repoll_and_update_end_to_end(web: Byline, site: Site, embedded: list[int]) -> None:
     """Summary-only RSS: pages fetched from entry links; a re-poll costs one 304; an update replaces chunks."""
     feed = "feed:" + site.url("/feeds/rss2.xml")
@@ -203,6 +207,7 @@ def test_feed_ingest_repoll_and_update_end_to_end(web: Byline, site: Site, embed
     assert not old_vectors & vector_ids(web, storm)
 
 
+@on_both_catalogs
 def test_a_forgotten_feed_article_stays_forgotten_until_ingested_again(web: Byline, site: Site) -> None:
     url = site.url("/feeds/rss2.xml")
     storm, bridge = site.url("/news/storm-surge.html"), site.url("/news/bridge-closed.html")
@@ -228,6 +233,7 @@ def test_a_forgotten_feed_article_stays_forgotten_until_ingested_again(web: Byli
     assert not web.catalog.forgotten(web.catalog.resolve(storm))
 
 
+@on_both_catalogs
 def test_a_feed_met_after_forget_leaves_the_forgotten_article_out(web: Byline, site: Site) -> None:
     storm, bridge = site.url("/news/storm-surge.html"), site.url("/news/bridge-closed.html")
     web.ingest([bridge])
@@ -269,6 +275,7 @@ def test_sitemap_since_skips_old_pages_and_old_child_sitemaps(web: Byline, site:
     assert [h.path for h in site.hits[requests:] if h.path != "/robots.txt"] == ["/sitemap.xml", "/sitemap-2024.xml"]
 
 
+@on_both_catalogs
 def test_failing_entries_are_retried_next_poll_and_lasting_failures_are_not(web: Byline, site: Site) -> None:
     url = site.url("/feeds/with-broken-entry.xml")
     state = WebState(web.catalog)
@@ -292,6 +299,7 @@ def test_failing_entries_are_retried_next_poll_and_lasting_failures_are_not(web:
     assert third.poll is not None and third.poll.not_modified
 
 
+@on_both_catalogs
 def test_a_feed_with_10000_entries_is_taken_in_bounded_rounds(web: Byline, site: Site) -> None:
     web.settings.web.entries_per_poll = 5
     site.pages["/feeds/big.xml"] = Resource(site.big_feed(10_000), "application/rss+xml")
@@ -312,6 +320,7 @@ def test_a_feed_with_10000_entries_is_taken_in_bounded_rounds(web: Byline, site:
     assert set(articles(web)) == {site.url(f"/gen/{n}.html") for n in range(9_990, 10_000)}
 
 
+@on_both_catalogs
 def test_watch_stops_between_articles_and_finishes_next_time(web: Byline, site: Site) -> None:
     web.settings.web.entries_per_poll = 6
     web.settings.web.concurrency = 1
@@ -340,6 +349,7 @@ def test_watch_stops_between_articles_and_finishes_next_time(web: Byline, site: 
     assert set(articles(web)) == {site.url(f"/gen/{n}.html") for n in range(20 - taken - 6, 20)}
 
 
+@on_both_catalogs
 def test_watch_survives_failing_feeds(web: Byline, site: Site) -> None:
     state = WebState(web.catalog)
     broken = [site.url("/feeds/not-xml"), f"http://127.0.0.1:{free_port()}/rss.xml", site.url("/missing")]
@@ -377,6 +387,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
+@on_both_catalogs
 def test_feeds_add_list_remove(site: Site, cli_env: None) -> None:
     runner = CliRunner()
     url = site.url("/feeds/rss2.xml")
@@ -397,6 +408,7 @@ def test_feeds_add_list_remove(site: Site, cli_env: None) -> None:
     assert "no feeds followed" in runner.invoke(app, ["feeds", "list"]).output
 
 
+@on_both_catalogs
 def test_cli_ingest_feed_and_watch_once(site: Site, cli_env: None) -> None:
     runner = CliRunner()
     once = runner.invoke(app, ["ingest", "--feed", site.url("/feeds/atom.xml"), "--json"])

@@ -2,10 +2,10 @@
 Chroma server. Same interface and semantics as the SQLite catalog; the lexical index is BM25 computed in SQL
 (ingest.storage.postgres_lexical), kept in step by triggers inside the transactions that change chunks.
 
-Connections come from a small pool (psycopg_pool): reads run in autocommit, one statement each; a connection
-that died (a server restart, a dropped network) is found by the pool's check and replaced, and a read that
-met a dead connection is tried once more. Locks are PostgreSQL advisory locks, so they hold across machines and
-die with their holder's session. Feature SQL, written with `?` placeholders, runs with `%s` ones.
+Connections come from a small pool (ingest.storage.postgres_connections): reads run in autocommit, one statement
+each; a connection that died (a server restart, a dropped network) is found by the pool's check and replaced,
+and a read that met a dead connection is tried once more. Locks are PostgreSQL advisory locks, so they hold
+across machines and die with their holder's session. Feature SQL, written with `?` placeholders, runs with `%s` ones.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from ingest.models import Article, Chunk, source_key
 from ingest.storage import postgres_lexical
 from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, Row, ref_spellings
 from ingest.storage.postgres_articles import write_articles
+from ingest.storage.postgres_connections import ConnectionPool, PoolExhausted
 from ingest.storage.postgres_schema import CORE_MIGRATIONS
 
 if TYPE_CHECKING:
     from psycopg import Connection
     from psycopg.sql import Composed
-    from psycopg_pool import ConnectionPool
 
 T = TypeVar("T")
 
@@ -130,12 +130,11 @@ class PostgresCatalog(Catalog):
     def _connection(self, what: str) -> Iterator[Connection[Any]]:
         """A pooled connection; a dead server or network becomes a one-line CatalogError."""
         import psycopg
-        from psycopg_pool import PoolTimeout
 
         try:
             with self.pool.connection() as conn:
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, PoolExhausted) as exc:
             raise CatalogError(f"catalog at {self.where}: cannot {what}: {one_line(exc)}") from exc
 
     def _read(self, query: Callable[[Connection[Any]], T], what: str = "read") -> T:
@@ -436,26 +435,11 @@ _SESSION: dict[str, Any] = {"autocommit": True, "options": "-c jit=off"}
 
 
 def _open_pool(url: str, size: int) -> ConnectionPool:
-    from psycopg_pool import ConnectionPool
+    import psycopg
 
     return ConnectionPool(
-        url,
-        min_size=1,
-        max_size=size,
-        kwargs={**_SESSION, "connect_timeout": int(CONNECT_TIMEOUT)},
-        # Checked when taken: a connection the server or the network dropped is replaced, not handed out.
-        check=ConnectionPool.check_connection,
-        timeout=CONNECT_TIMEOUT,
-        name="byline-catalog",
-        open=True,
+        lambda: psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT), **_SESSION), size, wait=CONNECT_TIMEOUT
     )
-
-
-def _row(conn: Connection[Any], sql: str | Composed, *params: object) -> Row:
-    """The one row of a statement that returns one."""
-    row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return tuple(row)
 
 
 _COLUMNS = """SELECT column_name, is_identity FROM information_schema.columns
@@ -476,6 +460,13 @@ def _loadable(
         kept.append("source_key")
         values = [[*row, source_key(row[source])] for row in values]
     return kept, values
+
+
+def _row(conn: Connection[Any], sql: str | Composed, *params: object) -> Row:
+    """The one row of a statement that returns one."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return tuple(row)
 
 
 def _count(conn: Connection[Any], rows: str, *params: object) -> int:
