@@ -23,7 +23,8 @@ from web_site import STORM, Resource, Site, SiteServer
 
 from bot.app import Byline
 from bot.cli.main import build_app
-from bot.watch import Watcher, parse_duration
+from bot.settings import load_settings
+from bot.watch import Watcher, feed_lock, parse_duration
 from ingest.config import WebSettings
 from ingest.embedding import Embedder
 from ingest.pipeline import IngestReport
@@ -367,6 +368,35 @@ def test_watch_survives_failing_feeds(web: Byline, site: Site) -> None:
     assert any("added 2" in line for line in lines)
     # polled feeds are not due again until their interval has passed
     assert Watcher(web, every=3600).due(time.time()) == []
+
+
+@on_both_catalogs
+def test_two_watches_poll_each_feed_once(web: Byline, site: Site, embedder: Embedder) -> None:
+    """Two watches at once on one catalog (two machines sharing PostgreSQL, or two processes on one home)."""
+    url = site.url("/feeds/rss2.xml")
+    WebState(web.catalog).add_feed(url)
+    other = Byline(load_settings(), embedder=embedder)  # its own connections, as another process has
+    other.settings.web = web.settings.web
+    start = threading.Barrier(2)
+    lines: list[str] = []
+
+    def watch(byline: Byline) -> None:
+        start.wait()
+        Watcher(byline, echo=lines.append).poll_round()
+
+    threads = [threading.Thread(target=watch, args=(byline,)) for byline in (web, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert site.count("/feeds/rss2.xml") == 1, lines
+    assert len(articles(web)) == 2 and sum("added 2" in line for line in lines) == 1
+
+    # while one watch holds a feed, another leaves it alone, even when asked to poll everything
+    with other.catalog.lock(feed_lock(url)):
+        assert Watcher(web, echo=lines.append).poll_round(everything=True) == []
+    assert lines[-1] == f"{url}: another watch is polling it"
+    assert len(Watcher(web, echo=lines.append).poll_round(everything=True)) == 1
 
 
 def test_parse_duration() -> None:
