@@ -244,10 +244,11 @@ class Store:
     # -- reading ---------------------------------------------------------------------------------------
 
     def chunk_rows(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
-        """Current chunks by id, from the catalog; in server mode, chunks of articles this machine has not
-        ingested (another Byline wrote them to the shared server) are read from Chroma's metadata."""
+        """Current chunks by id, from the catalog; in server mode with a catalog of this machine's own, chunks of
+        articles this machine has not ingested (another Byline wrote them to the shared server) are read from
+        Chroma's metadata. A shared catalog (PostgreSQL) knows every article: what it lacks is not current."""
         rows = self.catalog.chunk_rows(self.collection_name, chunk_ids)
-        if not self.settings.chroma_url:
+        if not self.settings.chroma_url or self.settings.database_url:
             return rows
         missing = [c for c in chunk_ids if c not in rows]
         known_here = self.indexed_hashes(sorted({c.split(":", 1)[0] for c in missing}))
