@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.bench_catalog import catalog_env, catalog_settings
+
 TUTORIAL_CHUNK_SIZE = 1000
 TUTORIAL_CHUNK_OVERLAP = 200
 FULL_SCALE = (1_000, 10_000, 100_000)
@@ -45,6 +47,7 @@ class Options:
     skip_tutorial: bool = False
     scifact_limit: int | None = None  # articles taken from SciFact (None: all 5,183)
     wikinews_limit: int | None = None
+    catalog: str | None = None  # a PostgreSQL server for the catalogs (None: SQLite under each home)
 
     @classmethod
     def quick_run(cls, out: Path, scifact: Path, wikinews: Path) -> Options:
@@ -314,11 +317,11 @@ def ingest_figures(run: ProcessRun, model_path: str) -> dict[str, Any]:
     return figures
 
 
-def startup_run(tiny: Path, home: Path, tutorial: bool) -> float:
+def startup_run(tiny: Path, home: Path, tutorial: bool, catalog: str | None = None) -> float:
     """Wall time of a one-article ingest: interpreter, imports, model load and store open."""
     if tutorial:
         return python_child("tutorial", str(tiny), str(home), "[]").wall_s
-    return byline_ingest(tiny, home).wall_s
+    return byline_ingest(tiny, home, catalog_env(catalog, home, fresh=True)).wall_s
 
 
 # -- the whole run -------------------------------------------------------------------------------------
@@ -342,6 +345,7 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
             "backend": defaults.embedding.backend,
             "precision": defaults.embedding.precision,
             "quick": options.quick,
+            "catalog": "postgresql" if options.catalog else "sqlite",
         },
     }
 
@@ -350,7 +354,7 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
 
     tiny = write_jsonl(data / "one-article.jsonl", read_jsonl(options.wikinews, 1))
     say("start-up (one-article ingest) ...")
-    results["startup_s"] = {"byline": startup_run(tiny, homes / "startup-byline", tutorial=False)}
+    results["startup_s"] = {"byline": startup_run(tiny, homes / "startup-byline", False, options.catalog)}
     if not options.skip_tutorial:
         results["startup_s"]["tutorial"] = startup_run(tiny, homes / "startup-tutorial", tutorial=True)
 
@@ -362,9 +366,11 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         asks = questions if name == "scifact" else [r["title"] for r in read_jsonl(corpus, options.queries)]
         side: dict[str, Any] = {}
         say(f"{name}: Byline ingest ...")
-        side["byline"] = ingest_figures(byline_ingest(corpus, homes / f"{name}-byline"), model_path)
-        side["byline"]["query"] = warm_queries(homes / f"{name}-byline", asks)
-        side["byline"]["cold_ask"] = cold_ask(homes / f"{name}-byline", asks[0], options.cold_runs)
+        home = homes / f"{name}-byline"
+        run = byline_ingest(corpus, home, catalog_env(options.catalog, home, fresh=True))
+        side["byline"] = ingest_figures(run, model_path)
+        side["byline"]["query"] = warm_queries(home, asks, catalog_settings(options.catalog, home))
+        side["byline"]["cold_ask"] = cold_ask(home, asks[0], options.cold_runs, catalog_env(options.catalog, home))
         if not options.skip_tutorial:
             say(f"{name}: tutorial pipeline ...")
             run = python_child("tutorial", str(corpus), str(homes / f"{name}-tutorial"), json.dumps(asks))
@@ -386,9 +392,12 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         say(f"scale: {size} chunks ...")
         corpus = synthesise(options.wikinews, size, SCALE_CHUNK_TOKENS, data / f"scale-{size}.jsonl")
         home = homes / f"scale-{size}"
-        point = ingest_figures(byline_ingest(corpus, home, scale_env), model_path)
+        point = ingest_figures(
+            byline_ingest(corpus, home, scale_env | catalog_env(options.catalog, home, fresh=True)), model_path
+        )
         titles = [r["title"].rsplit(" (", 1)[0] for r in read_jsonl(options.wikinews, options.queries)]
-        point["query"] = warm_queries(home, titles, {"chunk": {"max_tokens": SCALE_CHUNK_TOKENS}})
+        overrides = {"chunk": {"max_tokens": SCALE_CHUNK_TOKENS}, **catalog_settings(options.catalog, home)}
+        point["query"] = warm_queries(home, titles, overrides)
         results["scale"].append(point)
         save(results, out)
 
@@ -433,7 +442,8 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
         "",
         f"Machine: {results['machine']['cores']} cores, load average {results['machine']['load_average_at_start']:.1f}"
         f" at start; matrix-multiply peak {_f(peak['fp32_gflops'])} GFLOP/s fp32, {_f(peak['bf16_gflops'])} bf16.",
-        f"Byline embedding backend: {results['settings']['backend']} ({results['settings']['precision']}).",
+        f"Byline embedding backend: {results['settings']['backend']} ({results['settings']['precision']}); "
+        f"catalog: {results['settings'].get('catalog', 'sqlite')}.",
         "",
         "## Ingest (whole command, start-up included, each in its own process)",
         "",

@@ -260,6 +260,13 @@ def bench(
     queries: Annotated[int | None, typer.Option(min=1, help="Questions per latency measurement.")] = None,
     scifact_limit: Annotated[int | None, typer.Option(min=1, help="Only the first N SciFact abstracts.")] = None,
     no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL server (postgresql://user:pw@host/db) for the catalogs: each index gets a database "
+            "of its own there (default: SQLite under each index's home)."
+        ),
+    ] = None,
 ) -> None:
     """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run)."""
     from evals.bench import BenchError, Options, run_bench
@@ -277,6 +284,9 @@ def bench(
     if scifact_limit:
         options.scifact_limit = scifact_limit
     options.skip_tutorial = no_tutorial
+    if catalog and not catalog.startswith(("postgresql://", "postgres://")):
+        fail("--catalog takes a postgresql:// URL", EXIT_USAGE)
+    options.catalog = catalog
     out.mkdir(parents=True, exist_ok=True)
     try:
         run_bench(options, say=lambda line: typer.echo(line, err=True))
