@@ -20,7 +20,7 @@ from ingest.embedding import Embedder
 from ingest.loaders import LoadResult, load_sources
 from ingest.models import SearchFilters
 from ingest.pipeline import IngestReport, Progress, ingest_articles
-from ingest.storage.catalog import Catalog
+from ingest.storage.catalog import Catalog, Headline
 from ingest.storage.store import Store
 
 if TYPE_CHECKING:
@@ -112,6 +112,10 @@ class Byline:
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         return self.store.forget(refs)
+
+    def recent_articles(self, n: int) -> list[Headline]:
+        """The `n` indexed articles published last, newest first (what a list of the latest stories shows)."""
+        return self.store.recent_articles(n)
 
     def stats(self) -> dict[str, object]:
         stats = self.store.stats()
