@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from fake_slack import FakeSlack
-from slack_harness import CHANNEL, ScriptedAsk, SlackHarness, context_texts, section_texts
+from slack_harness import CHANNEL, SlackHarness, context_texts, section_texts
 
 from bot.app import Byline
-from bot.cli.slack import NO_ARTICLES, answer_with
+from bot.cli.slack import NO_ARTICLES, BylineAnswers
 from bot.models import CANNOT_ANSWER
 from bot.settings import Settings
 from ingest.embedding import Embedder
@@ -19,12 +19,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.network]
 SEED_ARTICLE = Path(__file__).resolve().parent.parent / "seeds" / "the-hill-dorsey-omar.txt"
 
 
-def facade(home: Path, embedder: Embedder, sources: list[Path] | None = None) -> ScriptedAsk:
+def facade(home: Path, embedder: Embedder, sources: list[Path] | None = None) -> BylineAnswers:
     byline = Byline(Settings(home=home), embedder=embedder)  # share the session's loaded model
     if sources:
         assert not byline.ingest([str(s) for s in sources]).failed
-    ask = answer_with(byline)
-    return ScriptedAsk(lambda question: ask(question, None, ()))
+    return BylineAnswers(byline)
 
 
 def test_seed_article_answered_and_refused_in_slack(embedder: Embedder, tmp_path: Path) -> None:
@@ -32,9 +31,9 @@ def test_seed_article_answered_and_refused_in_slack(embedder: Embedder, tmp_path
     ask = facade(home, embedder, [SEED_ARTICLE])
     with FakeSlack() as fake, SlackHarness(fake, home, ask=ask) as harness:
         harness.ask_in_channel("Which newspaper first reported Jack Dorsey's phone call with Ilhan Omar?")
-        answered = fake.wait_calls("chat.update", timeout=60)[0].args
+        answered = fake.wait_calls("chat.postMessage", timeout=60)[0].args
         harness.ask_in_channel("What is the boiling point of tungsten in kelvin?")
-        refused = fake.wait_calls("chat.update", 2, timeout=60)[1].args
+        refused = fake.wait_calls("chat.postMessage", 2, timeout=60)[1].args
 
     assert "Washington Post" in " ".join(section_texts(answered["blocks"]))
     sources = [t for t in context_texts(answered["blocks"]) if t.startswith("*[")]
@@ -47,6 +46,6 @@ def test_an_empty_index_is_explained_not_silent(embedder: Embedder, tmp_path: Pa
     home = tmp_path / "home"
     with FakeSlack() as fake, SlackHarness(fake, home, ask=facade(home, embedder)) as harness:
         harness.ask_in_channel("why did Dorsey call Omar?")
-        update = fake.wait_calls("chat.update", timeout=60)[0].args
+        update = fake.wait_calls("chat.postMessage", timeout=60)[0].args
     assert section_texts(update["blocks"]) == [CANNOT_ANSWER]
     assert NO_ARTICLES in context_texts(update["blocks"])
