@@ -73,6 +73,13 @@ def sentence_pieces(text: str) -> list[str]:
     return [*pieces, rest] if rest else pieces
 
 
+def checked_answer(question: str, sentences: Sequence[tuple[str, bool]], sources: int = 2) -> Answer:
+    """A model's answer after the citation check: `(sentence, supported)` pairs; the unsupported are removed."""
+    answer = make_answer(question, "".join(text for text, supported in sentences if supported), sources)
+    answer.sentences = [{"text": text, "citations": [1], "supported": supported} for text, supported in sentences]
+    return answer
+
+
 def refusal(question: str) -> Answer:
     return Answer(question=question, text=CANNOT_ANSWER, refused=True)
 
@@ -93,11 +100,13 @@ class AskCall:
 class ScriptedAsk:
     """Byline for the Slack bot: records each question and answers with `reply(question)` (which may raise or
     block). Like `Byline.ask`, it reports `statuses` first, then hands a written answer's sentences to `on_text`
-    one by one (only the supported ones, as they pass the check); `recent_articles` lists `headlines`."""
+    one by one (only the supported ones, as they pass the check), calling `after_piece(i)` after the i-th;
+    `recent_articles` lists `headlines`."""
 
     reply: Callable[[str], Answer] = make_answer
     statuses: Sequence[str] = ("Searching 171 articles…",)
     headlines: Sequence[Headline] = ()
+    after_piece: Callable[[int], None] | None = None
     calls: list[AskCall] = field(default_factory=list)
 
     def ask(
@@ -115,9 +124,10 @@ class ScriptedAsk:
                 on_status(status)
         answer = self.reply(question)
         if on_text is not None and answer.sentences and not answer.refused:
-            for sentence in answer.sentences:
-                if sentence["supported"]:
-                    on_text(sentence["text"])
+            for i, sentence in enumerate(s for s in answer.sentences if s["supported"]):
+                on_text(sentence["text"])
+                if self.after_piece is not None:
+                    self.after_piece(i)
         return answer
 
     def recent_articles(self, n: int) -> list[Headline]:

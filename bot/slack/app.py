@@ -156,8 +156,10 @@ class SlackBot:
         self._take(event, body, context, direct=True, filters_of=viewed)
 
     def on_thread_reply(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
-        """A reply without mentions in a channel thread: a follow-up only where Byline has taken questions."""
-        if self.threads.knows(str(event.get("channel")), str(event.get("thread_ts"))):
+        """A reply without mentions in a channel thread: a follow-up only where Byline has taken questions (and
+        the channel is allowed: unlike a mention, nobody asked Byline by name, so a refusal would be noise)."""
+        channel = str(event.get("channel"))
+        if self._allowed(channel) and self.threads.knows(channel, str(event.get("thread_ts"))):
             self._take(event, body, context, direct=False)
 
     def ignore(self) -> None:
