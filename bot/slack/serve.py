@@ -103,9 +103,12 @@ class Gate:
             self._inflight -= 1
             self._idle.notify_all()
 
-    def close_and_wait(self, timeout: float) -> bool:
+    def close(self) -> None:
         with self._idle:
             self.closed = True
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
             return self._idle.wait_for(lambda: self._inflight == 0, timeout)
 
 
@@ -223,12 +226,13 @@ class HttpServer:
 
     def start_drain(self) -> None:
         """Turn new requests away and finish what was taken, in the background; the server then ends."""
+        self.gate.close()
         log.info("shutting down: finishing the requests and answers under way; new requests get 503")
         threading.Thread(target=self._drain, name="drain", daemon=True).start()
 
     def _drain(self) -> None:
         started = time.monotonic()
-        self.gate.close_and_wait(self.drain_seconds)
+        self.gate.wait_idle(self.drain_seconds)
         self.drained = _finish(self.slack, self.drain_seconds, started)
         self._server.should_exit = True
 
