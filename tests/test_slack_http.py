@@ -419,8 +419,9 @@ def test_when_every_worker_is_busy_the_asker_is_told(fake: FakeSlack, tmp_path: 
         release.wait(30)
         return make_answer(question)
 
-    # one worker and its backlog of 8 take nine questions; the tenth is turned away at once
-    with SlackHarness(fake, tmp_path / "home", ask=ScriptedAsk(stuck), workers=1, user_rate_per_minute=100) as harness:
+    # one worker and a queue of 8 take nine questions; the tenth is turned away at once
+    ask = ScriptedAsk(stuck)
+    with SlackHarness(fake, tmp_path / "home", ask=ask, workers=1, queue=8, user_rate_per_minute=100) as harness:
         for i in range(10):
             harness.ask_in_channel(f"question {i}?")
         busy = fake.wait_calls("chat.postMessage")[0]

@@ -68,8 +68,6 @@ SCOPES = (
     "assistant:write",
 )
 
-# Questions that may wait for a free worker beyond those being answered.
-BACKLOG_PER_WORKER = 8
 # Bolt runs listeners (admitting a question: a few catalog writes and a status) in these threads.
 LISTENER_THREADS = 16
 NOT_HERE_MESSAGE = "I only answer questions in the channels I've been set up for. Try a direct message."
@@ -118,7 +116,7 @@ class SlackBot:
         self.channel_filters = parse_channel_filters(slack.channel_filters)
         self.dedupe = Deduplicator(catalog)
         self.limiter = UserRateLimiter(catalog, slack.user_rate_per_minute)
-        self.pool = WorkerPool(slack.workers, slack.workers * BACKLOG_PER_WORKER)
+        self.pool = WorkerPool(slack.workers, slack.queue)
         self.answers = Answers(
             answering,
             self.feedback,

@@ -116,7 +116,12 @@ def slack_asgi(app: App, gate: Gate, executor: ThreadPoolExecutor) -> Callable[[
     """Slack's events, commands, actions and shortcuts, all POSTed to /slack/events; GET /healthz."""
 
     async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": headers or []})
+        # With its length given, the response is not sent chunked.
+        headers = [
+            *(h for h in headers or [] if h[0].lower() != b"content-length"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
