@@ -80,9 +80,10 @@ class UserRateLimiter:
 
     def wait_seconds(self, user: str) -> int:
         """0 and the question is counted, or how many seconds until this user may ask again."""
-        now = self._clock()
         # One write transaction: of two processes counting the same user at once, the second sees the first's row.
+        # The time is read once the transaction holds the write lock, so rows are counted in the order written.
         with self.catalog.transaction() as db:
+            now = self._clock()
             db.execute("DELETE FROM slack_questions_asked WHERE asked_at <= ?", (now - 60,))
             asked: list[float] = [
                 row[0]
@@ -93,7 +94,7 @@ class UserRateLimiter:
             if len(asked) >= self.per_minute:
                 # The user may ask again once enough of these are a minute old to leave room for one more.
                 frees_at = float(asked[len(asked) - self.per_minute]) + 60
-                return max(1, math.ceil(frees_at - now))
+                return min(60, max(1, math.ceil(frees_at - now)))  # within bounds across processes' clocks
             db.execute("INSERT INTO slack_questions_asked (user_id, asked_at) VALUES (?, ?)", (user, now))
             return 0
 
