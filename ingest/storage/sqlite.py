@@ -319,16 +319,16 @@ class SQLiteCatalog(Catalog):
             return terms
         cap = int(share * total)
         with self._lock:
-            kept = [
-                term
-                for term in terms
-                # Counting stops past the cap, so a very common term costs no more than a bounded scan.
-                if self.conn.execute(
+            # Counting stops past the cap, so a very common term costs no more than a bounded scan.
+            counts = {
+                term: self.conn.execute(
                     "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
                     (_fts_any([term]), cap + 1),
                 ).fetchone()[0]
-                <= cap
-            ]
+                for term in terms
+            }
+        # A term found nowhere keeps nothing else out: the common ones stay when only such terms would remain.
+        kept = [term for term in terms if 0 < counts[term] <= cap]
         return kept or terms
 
     def _count_chunks(self) -> int:
