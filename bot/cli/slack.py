@@ -96,9 +96,8 @@ class BylineAnswers:
         from bot.app import EmptyIndexError
         from bot.models import CANNOT_ANSWER, Answer
 
-        # on_text and on_status go through once Byline.ask takes them (docs/PHASE2 interface 1, llm10).
         try:
-            return self.byline.ask(question, filters=filters, history=history)
+            return self.byline.ask(question, filters=filters, history=history, on_text=on_text, on_status=on_status)
         except EmptyIndexError:
             return Answer(question=question, text=CANNOT_ANSWER, refused=True, notice=NO_ARTICLES)
 

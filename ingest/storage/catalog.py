@@ -45,6 +45,8 @@ class ChunkRow:
     source: str | None
     author: str | None
     published_at: str | None
+    # Some of the text reads like instructions to an AI; None when not checked (written by an older version).
+    instruction_like: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,10 @@ class Catalog(ABC):
     def recent_articles(self, collection: str, n: int) -> list[Headline]:
         """The `n` articles indexed in `collection` published last (undated ones after the dated, newest
         ingested first), newest first."""
+
+    @abstractmethod
+    def article_count(self, collection: str) -> int:
+        """Articles whose vectors `collection` holds: cheap enough to ask once per question."""
 
     @abstractmethod
     def stats(self, collection: str) -> dict[str, object]: ...

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -180,9 +181,19 @@ class SQLiteCatalog(Catalog):
                 self._upsert_article(db, article, now)
                 db.executemany(
                     """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text,
-                       token_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       token_count, instruction_like) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [
-                        (c.id, collection, c.article_id, c.position, c.start, c.end, c.text, c.token_count)
+                        (
+                            c.id,
+                            collection,
+                            c.article_id,
+                            c.position,
+                            c.start,
+                            c.end,
+                            c.text,
+                            c.token_count,
+                            int(c.instruction_like),
+                        )
                         for c in chunks
                     ],
                 )
@@ -255,13 +266,15 @@ class SQLiteCatalog(Catalog):
                 marks = ",".join("?" * len(batch))
                 for row in self.conn.execute(
                     f"""SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url,
-                               a.path, a.source, a.author, a.published_at
+                               a.path, a.source, a.author, a.published_at, c.instruction_like
                         FROM chunks c JOIN articles a ON a.id = c.article_id
                         JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
                         WHERE +c.collection = ? AND c.id IN ({marks}) AND i.hash = a.hash""",
                     (collection, *batch),
                 ):
-                    rows[row[0]] = ChunkRow(*row)
+                    *columns, flag = row
+                    chunk = ChunkRow(*columns)
+                    rows[chunk.chunk_id] = replace(chunk, instruction_like=None if flag is None else bool(flag))
         return rows
 
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
@@ -412,6 +425,11 @@ class SQLiteCatalog(Catalog):
         )
         return [Headline(*row) for row in rows]
 
+    def article_count(self, collection: str) -> int:
+        with self._lock:
+            row = self.conn.execute("SELECT COUNT(*) FROM indexed WHERE collection = ?", (collection,)).fetchone()
+        return int(row[0])
+
     def stats(self, collection: str) -> dict[str, object]:
         with self._lock:
             one = self.conn.execute
@@ -426,6 +444,9 @@ class SQLiteCatalog(Catalog):
             ).fetchall()
             first, last = one("SELECT MIN(published_at), MAX(published_at) FROM articles").fetchone()
             pending = one("SELECT COUNT(*) FROM pending_writes WHERE collection = ?", (collection,)).fetchone()[0]
+            instruction_like = one(
+                "SELECT COUNT(*) FROM chunks WHERE collection = ? AND instruction_like = 1", (collection,)
+            ).fetchone()[0]
         return {
             "articles": articles,
             "indexed_articles": indexed,
@@ -435,6 +456,7 @@ class SQLiteCatalog(Catalog):
             "published_first": first,
             "published_last": last,
             "pending_writes": pending,
+            "instruction_like_chunks": instruction_like,
         }
 
 
