@@ -1,5 +1,5 @@
-"""Cleaning article text: Unicode and whitespace normalised, scraping junk and boilerplate lines removed. Every
-rule runs in time linear in the text, however hostile the text."""
+"""Cleaning article text: Unicode and whitespace normalised, control characters and scraping junk and
+boilerplate lines removed. Every rule runs in time linear in the text, however hostile the text."""
 
 from __future__ import annotations
 
@@ -27,11 +27,14 @@ _BOILERPLATE_LINE = re.compile(
 )
 _INLINE_SPACE = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
+# Control characters other than tab and newlines (a NUL deep in a file, a terminal escape), lone UTF-16
+# surrogates (JSON can spell them; they cannot be encoded) and the two Unicode non-characters.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def clean_text(raw: str) -> str:
     """Normalised article text: paragraphs separated by one blank line, no junk cards or furniture lines."""
-    text = unicodedata.normalize("NFKC", raw)
+    text = _CONTROL.sub("", unicodedata.normalize("NFKC", raw))
     text = _ZERO_WIDTH.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
     text = _drop_link_cards(text)
     paragraphs = []
@@ -45,7 +48,13 @@ def clean_text(raw: str) -> str:
 
 def clean_inline(raw: str) -> str:
     """A one-line field (title, author, outlet): normalised, single-spaced."""
-    return _INLINE_SPACE.sub(" ", unicodedata.normalize("NFKC", raw).replace("\n", " ")).strip()
+    text = _CONTROL.sub("", unicodedata.normalize("NFKC", raw))
+    return _INLINE_SPACE.sub(" ", text.replace("\r", " ").replace("\n", " ")).strip()
+
+
+def strip_controls(raw: str) -> str:
+    """A field kept as written (a URL) without control characters or lone surrogates."""
+    return _CONTROL.sub("", raw).strip()
 
 
 def _drop_link_cards(text: str) -> str:

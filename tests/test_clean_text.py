@@ -66,3 +66,10 @@ def test_hover_cards_are_found_only_before_a_more() -> None:
     assert clean_text(bait) == bait.strip()
     card = "Rep. Ilhan OmarIlhan OmarNew York Times defends itself MORE (D-Minn.) spoke."
     assert clean_text(bait + "\n\n" + card).endswith("Rep. Ilhan Omar (D-Minn.) spoke.")
+
+
+def test_control_characters_are_removed_tabs_and_newlines_kept() -> None:
+    raw = "Al\x00pha\x1b[31m red\x7f\x85 \ud800text\tand\x0bmore\r\n\r\nNext\x0c paragraph\ufffe."
+    assert clean_text(raw) == "Alpha[31m red text and more\n\nNext paragraph."
+    assert clean_inline("The\x00 Hill\x1f\r\nGazette") == "The Hill Gazette"
+    assert clean_text("\x00\x01\x02") == ""
