@@ -16,10 +16,12 @@ from bot.models import Answer, Turn
 from bot.retrieval.retriever import BylineRetriever
 from bot.settings import Settings
 from ingest.chunking import ChunkPlan
+from ingest.documents import quiet_pdf_warnings
 from ingest.embedding import Embedder
-from ingest.loaders import LoadResult, load_sources
+from ingest.loaders import LoadResult
 from ingest.models import SearchFilters
 from ingest.pipeline import IngestReport, Progress, ingest_articles
+from ingest.sources import load_sources
 from ingest.storage.catalog import Catalog
 from ingest.storage.store import Store
 
@@ -88,10 +90,12 @@ class Byline:
         from ingest.web.state import WebState
 
         with WebLoader(self.settings.web, WebState(self.catalog), self.store.indexed_hashes) as web:
-            return self.ingest_results(load_sources(sources, handlers=[web.handle]), progress)
+            results = load_sources(sources, handlers=[web.handle], max_bytes=self.settings.ingest.max_article_bytes)
+            return self.ingest_results(results, progress)
 
     def ingest_results(self, results: Iterable[LoadResult], progress: Progress | None = None) -> IngestReport:
-        return ingest_articles(results, self.store, self.embedder, progress)
+        with quiet_pdf_warnings():
+            return ingest_articles(results, self.store, self.embedder, progress)
 
     def ask(
         self,

@@ -9,8 +9,8 @@ from conftest import SEED_JSONL
 from ingest import chunking
 from ingest.chunking import ChunkPlan, chunk_articles, chunk_header
 from ingest.embedding import Embedder
-from ingest.loaders import load_sources
 from ingest.models import Article
+from ingest.sources import load_sources
 
 
 def window_tokens(embedder: Embedder, text: str) -> int:

@@ -25,7 +25,7 @@ def ingest(
     since: Annotated[str | None, typer.Option(help="Sitemaps: skip pages last modified before this date.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Add articles to the index: .txt .md .html .json .jsonl files and folders of them, web pages, feeds."""
+    """Add articles to the index: .txt .md .html .json .jsonl .pdf .docx files and folders of them, web pages, feeds."""
     settings = settings_from(ctx, **web_overrides(parse_day(since, "--since")))
     sources = [*(sources or []), *web_sources(feed, sitemap)]
     if not sources:
