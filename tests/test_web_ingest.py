@@ -172,6 +172,14 @@ def test_every_bad_url_is_reported_and_the_rest_continues(web: Byline, site: Sit
     assert sorted(articles(web)) == sorted(good)
 
 
+def test_a_pdf_served_as_application_pdf_is_an_article(web: Byline, site: Site) -> None:
+    report = web.ingest([site.url("/docs/press-release.pdf?utm_source=newsletter&id=7")])
+    assert counts(report) == (1, 0, 0, 0)
+    url = site.url("/docs/press-release.pdf?id=7")  # the tracking parameter gone
+    assert articles(web)[url][0] == "Harbour Authority approves new ferry terminal at Quay Street"
+    assert any("14.2 million pounds" in text for text in chunk_texts(web, url))
+
+
 # -- feeds --------------------------------------------------------------------------------------------------
 
 

@@ -184,7 +184,7 @@ class WebLoader:
             return LoadFailure(job.url, result.reason)
         if result.not_modified:
             return None
-        if result.kind not in ("html", "text"):
+        if result.kind not in ("html", "text", "pdf"):
             return LoadFailure(job.url, f"not an article page ({result.content_type or 'no content type'})")
         try:
             return article_from_page(result, job.hints)
