@@ -51,7 +51,7 @@ def test_the_display_says_stage_counts_rate_and_time_left() -> None:
     text = ProgressText(clock=clock)
     clock.now += 0.5
     assert text.line(event("reading", read=57, chunks_total=0, label="Storm hits the coast")) == (
-        "57/171 articles · Storm hits the coast"
+        "57/171 read · Storm hits the coast"
     )
     assert text.line(event(label="Storm hits the coast")) == "0/171 articles · 0/522 chunks · Storm hits the coast"
     clock.now += 10.0  # 200 chunks in 10 s of embedding; every input read, so the time left is the chunks left
@@ -70,7 +70,7 @@ def test_without_a_total_the_display_keeps_a_running_count_and_the_pace_of_artic
     text = ProgressText(clock=clock)
     clock.now += 4.0
     line = text.line(event("reading", read=40, done=30, total=None, chunks_total=0, label="Feed entry"))
-    assert line == "40 articles · 7.5 articles/s · Feed entry"
+    assert line == "40 read · 7.5 articles/s · Feed entry"
     clock.now += 3600.0  # half done after an hour: an hour left
     assert "ETA 1:00:04" in text.line(event("reading", read=40, done=30, total=60, chunks_total=0))
 

@@ -1,12 +1,12 @@
 """The live progress display of long jobs (`ingest`, feed polls in `watch`, `eval --articles`, `reindex`): the
 ingest pipeline's `IngestProgress` events drawn on stderr, or nothing at all when stderr is not a terminal.
 
-    embedding ━━━━━━━━━━╸━━━━━━━━━━  96/171 articles · 288/522 chunks · 21.4 chunks/s · ETA 0:11 · Magnitogorsk…
+    embedding ━━━━━━━━╸━━━━━━━━━━━━━━━ 64/171 articles · 217/522 chunks · 37.7 chunks/s · ETA 0:08 · Hong Kong…
 
-The stage (reading, embedding, writing), articles done of the total when it was counted (the running count
-otherwise), chunks embedded of those known so far, the rate (chunks a second while embedding, articles a second
-otherwise) and, with a total, the time left at the rate so far. The display is transient: the command's summary
-line takes its place.
+The stage (reading, embedding, writing); articles done of the total when it was counted, or the running count
+(while reading: inputs read); chunks embedded of those chunked so far; the rate (chunks a second while
+embedding, articles a second otherwise); with a total, the time left. The display is transient: the command's
+summary line takes its place.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class ProgressText:
             self.embed_seconds += now - before
             self.embed_chunks += event.chunks_done - chunks
         self.last = (now, event.stage, event.chunks_done)
-        articles = event.read if event.stage == "reading" else event.done
-        parts = [f"{articles:,}/{event.total:,} articles" if event.total is not None else f"{articles:,} articles"]
+        # while reading, how many inputs are read (the bar shows those done, embedded or skipped)
+        count, unit = (event.read, "read") if event.stage == "reading" else (event.done, "articles")
+        parts = [f"{count:,}/{event.total:,} {unit}" if event.total is not None else f"{count:,} {unit}"]
         if event.chunks_total:
             parts.append(f"{event.chunks_done:,}/{event.chunks_total:,} chunks")
         if event.failed:
@@ -105,7 +106,6 @@ def _live() -> Iterator[Progress]:
 
         def show(event: IngestProgress) -> None:
             total = event.total if event.total else None
-            done = event.read if event.stage == "reading" else event.done
-            display.update(task, description=event.stage, total=total, completed=done, line=text.line(event))
+            display.update(task, description=event.stage, total=total, completed=event.done, line=text.line(event))
 
         yield show
