@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from bot.answering.answerer import Answerer, TokenCallback
+from bot.answering.answerer import Answerer, StatusCallback, TextCallback
 from bot.chain import Question, build_chain
 from bot.models import Answer, Turn
 from bot.retrieval.retriever import BylineRetriever
@@ -111,15 +111,30 @@ class Byline:
         filters: SearchFilters | None = None,
         history: Sequence[Turn] = (),
         k: int | None = None,
-        on_token: TokenCallback | None = None,
+        on_text: TextCallback | None = None,
+        on_status: StatusCallback | None = None,
     ) -> Answer:
+        """The cited answer to `question`.
+
+        `on_text` receives the answer's text as it grows, only text that passed the citation check, markers
+        numbered as in the final answer: all of it together is the answer's text. Nothing sent is ever withdrawn;
+        a refusal or an extractive answer sends nothing (show the returned Answer). `on_status` receives short
+        lines as work moves on ("Searching 12,408 articles…", "Writing the answer…", "Checking citations…").
+        Both are called on the calling thread.
+        """
         if not question.strip():
             raise ValueError("the question is empty")
         if self.store.count() == 0:
             raise EmptyIndexError("no articles yet: run `byline ingest PATH...` first")
-        return self.chain.invoke(
-            {"question": question, "history": history, "filters": filters, "k": k, "on_token": on_token}
-        )
+        request: Question = {
+            "question": question,
+            "history": history,
+            "filters": filters,
+            "k": k,
+            "on_text": on_text,
+            "on_status": on_status,
+        }
+        return self.chain.invoke(request)
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         return self.store.forget(refs)

@@ -45,6 +45,8 @@ class ChunkRow:
     source: str | None
     author: str | None
     published_at: str | None
+    # Some of the text reads like instructions to an AI; None when not checked (written by an older version).
+    instruction_like: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,10 @@ class Catalog(ABC):
     @abstractmethod
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) of the current chunks the query matches, best first."""
+
+    @abstractmethod
+    def article_count(self, collection: str) -> int:
+        """Articles whose vectors `collection` holds: cheap enough to ask once per question."""
 
     @abstractmethod
     def stats(self, collection: str) -> dict[str, object]: ...

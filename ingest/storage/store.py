@@ -294,6 +294,10 @@ class Store:
     def count(self) -> int:
         return int(self._call("count vectors", self.collection.count))
 
+    def article_count(self) -> int:
+        """Articles indexed in this store's collection, from the catalog."""
+        return self.catalog.article_count(self.collection_name)
+
     def lexical_search(self, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) of the current chunks the query matches, best first (see the catalog)."""
         return self.catalog.lexical_search(self.collection_name, query)
