@@ -21,6 +21,7 @@ from ingest.config import (
     ChunkSettings,
     EmbeddingSettings,
     Group,
+    IngestSettings,
     StoreSettings,
     WebSettings,
 )
@@ -126,6 +127,15 @@ class SlackSettings(Group):
     ask_visibility: Literal["channel", "ephemeral"] = Field("ephemeral", description="Who sees /ask answers.")
     user_rate_per_minute: int = Field(6, ge=1, description="Questions one user may ask per minute.")
     workers: int = Field(4, ge=1, description="Answers worked on at once.")
+    queue: int = Field(
+        32, ge=0, description="Questions that may wait for a free worker; beyond them, askers are told to try later."
+    )
+    drain_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="On SIGTERM, how long the questions taken may still take to be answered before the bot exits; "
+        "those not started by then are asked to ask again.",
+    )
 
 
 def default_home() -> Path:
@@ -146,6 +156,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="Data directory for the index.")
     answerer: Literal["extractive", "llm"] = Field("extractive", description="Who writes answers.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)

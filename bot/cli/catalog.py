@@ -23,7 +23,7 @@ def feature_migrations() -> list[Migration]:
     from bot.slack import feedback, guards
     from ingest.web import state
 
-    return [*state.MIGRATIONS, *feedback.MIGRATIONS, *guards.MIGRATIONS]
+    return [*state.MIGRATIONS, *feedback.MIGRATIONS, *guards.DELIVERY_MIGRATIONS, *guards.RATE_MIGRATIONS]
 
 
 def copy(

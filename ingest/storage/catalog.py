@@ -11,6 +11,7 @@ declare their tables as `Migration`s carrying the DDL of each backend.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -22,6 +23,9 @@ from ingest.models import Article, Chunk, SearchFilters, normalise_url
 
 Row = tuple[Any, ...]
 
+_SQLITE_WIDTHS = re.compile(r"\b(?:INTEGER|REAL)\b")
+_POSTGRES_TYPES = {"INTEGER": "bigint", "REAL": "double precision"}
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -32,6 +36,13 @@ class Migration:
     name: str
     sqlite: str | None = None
     postgres: str | None = None
+
+    @classmethod
+    def portable(cls, name: str, sql: str) -> Migration:
+        """A feature's migration written once, in what both databases read alike (TEXT, INTEGER, REAL, PRIMARY
+        KEY, indexes, in upper case): PostgreSQL gets SQLite's widths, INTEGER as bigint and REAL as double
+        precision (its own REAL is single precision: epoch seconds would lose minutes)."""
+        return cls(name, sqlite=sql, postgres=_SQLITE_WIDTHS.sub(lambda m: _POSTGRES_TYPES[m.group()], sql))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,16 @@ class LexicalQuery:
     filters: SearchFilters | None = None
     title_weight: float = 1.0
     common_share: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """An indexed article as a list of stories shows it: its title, outlet and publication date (ISO)."""
+
+    article_id: str
+    title: str
+    source: str | None
+    published_at: str | None
 
 
 class Statements(Protocol):
@@ -175,6 +196,11 @@ class Catalog(ABC):
     @abstractmethod
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) of the current chunks the query matches, best first."""
+
+    @abstractmethod
+    def recent_articles(self, collection: str, n: int) -> list[Headline]:
+        """The `n` articles indexed in `collection` published last (undated ones after the dated, newest
+        ingested first), newest first."""
 
     @abstractmethod
     def article_count(self, collection: str) -> int:

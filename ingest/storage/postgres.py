@@ -22,16 +22,25 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from ingest.clock import now_iso
-from ingest.models import Article, Chunk, source_key
+from ingest.models import Article, Chunk
 from ingest.storage import postgres_lexical
-from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, Row, ref_spellings
+from ingest.storage.catalog import (
+    Catalog,
+    CatalogError,
+    ChunkRow,
+    Headline,
+    LexicalQuery,
+    Migration,
+    Row,
+    ref_spellings,
+)
 from ingest.storage.postgres_articles import write_articles
 from ingest.storage.postgres_connections import ConnectionPool, PoolExhausted
+from ingest.storage.postgres_import import MIGRATION_LOCK, TRANSACTION_LOCK, PostgresImport, row
 from ingest.storage.postgres_schema import CORE_MIGRATIONS
 
 if TYPE_CHECKING:
     from psycopg import Connection
-    from psycopg.sql import Composed
 
 T = TypeVar("T")
 
@@ -39,9 +48,6 @@ T = TypeVar("T")
 POOL_SIZE = 8
 # Seconds to wait for a connection (opening one, or a free one from the pool) before giving up.
 CONNECT_TIMEOUT = 10.0
-# Advisory lock keys (64-bit): schema changes, and the feature transactions (serialised, as SQLite's are).
-MIGRATION_LOCK = 0x6279_6C69_6E65  # "byline"
-TRANSACTION_LOCK = MIGRATION_LOCK + 1
 # Quoted strings, quoted identifiers and comments, whose `?` and `%` are not placeholders.
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
@@ -96,7 +102,7 @@ class _Statements:
         return self.conn.execute(pg_sql(sql), params).fetchall()
 
 
-class PostgresCatalog(Catalog):
+class PostgresCatalog(PostgresImport, Catalog):
     """The catalog in a PostgreSQL database (14 or later, with the `unaccent` extension from contrib)."""
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
@@ -120,7 +126,7 @@ class PostgresCatalog(Catalog):
 
     def health(self) -> str:
         started = time.perf_counter()
-        (version,) = self._read(lambda conn: _row(conn, "SHOW server_version"))
+        (version,) = self._read(lambda conn: row(conn, "SHOW server_version"))
         elapsed = (time.perf_counter() - started) * 1000
         return f"{self.where} (PostgreSQL {str(version).split()[0]}, answered in {elapsed:.1f} ms)"
 
@@ -166,7 +172,7 @@ class PostgresCatalog(Catalog):
             conn.execute("INSERT INTO catalog_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM catalog_schema)")
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
-        (core,) = _row(conn, "SELECT max(core) FROM catalog_schema")
+        (core,) = row(conn, "SELECT max(core) FROM catalog_schema")
         if core > len(CORE_MIGRATIONS):
             raise CatalogError(
                 f"the catalog at {self.where} was written by a newer Byline (schema {core}, this one knows "
@@ -215,7 +221,7 @@ class PostgresCatalog(Catalog):
         with self._connection(f"take the {name} lock") as conn:
             if blocking:
                 conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-            elif not _row(conn, "SELECT pg_try_advisory_lock(%s)", key)[0]:
+            elif not row(conn, "SELECT pg_try_advisory_lock(%s)", key)[0]:
                 yield False
                 return
             try:
@@ -352,15 +358,27 @@ class PostgresCatalog(Catalog):
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         return self._read(lambda conn: postgres_lexical.lexical_search(conn, collection, query), "search")
 
+    def recent_articles(self, collection: str, n: int) -> list[Headline]:
+        rows = self._read(
+            lambda conn: conn.execute(
+                """SELECT a.id, a.title, a.source, a.published_at FROM articles a
+                   JOIN indexed i ON i.article_id = a.id AND i.collection = %s
+                   ORDER BY a.published_ts IS NULL, a.published_ts DESC, a.ingested_at DESC, a.id
+                   LIMIT %s""",
+                (collection, n),
+            ).fetchall()
+        )
+        return [Headline(*row) for row in rows]
+
     def article_count(self, collection: str) -> int:
         return self._read(lambda conn: _count(conn, "indexed WHERE collection = %s", collection))
 
     def stats(self, collection: str) -> dict[str, object]:
         def figures(conn: Connection[Any]) -> dict[str, object]:
-            chunks, tokens = _row(
+            chunks, tokens = row(
                 conn, "SELECT count(*), coalesce(sum(token_count), 0) FROM chunks WHERE collection = %s", collection
             )
-            first, last = _row(conn, "SELECT min(published_at), max(published_at) FROM articles")
+            first, last = row(conn, "SELECT min(published_at), max(published_at) FROM articles")
             sources = conn.execute(
                 "SELECT coalesce(source, '(unknown)'), count(*) FROM articles GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
@@ -380,51 +398,6 @@ class PostgresCatalog(Catalog):
 
         return self._read(figures, "read statistics")
 
-    # -- moving from another catalog ---------------------------------------------------------------------
-
-    def import_rows(self, batches: Iterable[tuple[str, list[str], list[Row]]]) -> dict[str, tuple[int, int]]:
-        """Load (table, columns, rows) batches, as `SQLiteCatalog.export` gives them, into this catalog's empty
-        tables, all in one transaction; returns (rows given, rows now there) per table, checked equal before
-        committing. Identity columns are assigned here, and the triggers build the lexical index."""
-        from psycopg import sql
-
-        given: dict[str, int] = {}
-        with self._transaction("copy rows") as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (TRANSACTION_LOCK,))
-            for table, columns, rows in batches:
-                if table not in given:
-                    given[table] = 0
-                    self._check_empty_target(conn, table, columns)
-                kept, values = _loadable(conn, table, columns, rows)
-                statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, kept))
-                )
-                with conn.cursor() as cursor, cursor.copy(statement) as copy:
-                    for row in values:
-                        copy.write_row(row)
-                given[table] += len(rows)
-            counts = {
-                table: (n, _row(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))[0])
-                for table, n in given.items()
-            }
-            wrong = {table: pair for table, pair in counts.items() if pair[0] != pair[1]}
-            if wrong:
-                raise CatalogError(f"copy into {self.where} rolled back: row counts differ: {wrong}")
-        return counts
-
-    def _check_empty_target(self, conn: Connection[Any], table: str, columns: Sequence[str]) -> None:
-        from psycopg import sql
-
-        have = {row[0] for row in conn.execute(_COLUMNS, (table,))}
-        if not have:
-            raise CatalogError(f"the catalog at {self.where} has no table {table}: its feature was not set up")
-        if missing := [c for c in columns if c not in have]:
-            raise CatalogError(f"the catalog at {self.where} has no column {', '.join(missing)} in {table}")
-        if conn.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table))).fetchone():
-            raise CatalogError(
-                f"the catalog at {self.where} already holds rows in {table}: copy only into an empty catalog"
-            )
-
     def applied_migrations(self) -> list[str]:
         return [row[0] for row in self.fetch("SELECT name FROM migrations ORDER BY name")]
 
@@ -442,36 +415,9 @@ def _open_pool(url: str, size: int) -> ConnectionPool:
     )
 
 
-_COLUMNS = """SELECT column_name, is_identity FROM information_schema.columns
-               WHERE table_schema = current_schema() AND table_name = %s"""
-
-
-def _loadable(
-    conn: Connection[Any], table: str, columns: list[str], rows: list[Row]
-) -> tuple[list[str], list[Sequence[Any]]]:
-    """The columns and rows to load: without the identity columns, which this database numbers itself, and with
-    each article's `source_key` (Python's casefold: SQLite's catalog keeps none)."""
-    identity = {row[0] for row in conn.execute(_COLUMNS, (table,)) if row[1] == "YES"}
-    keep = [i for i, column in enumerate(columns) if column not in identity]
-    kept = [columns[i] for i in keep]
-    values: list[Sequence[Any]] = [[row[i] for i in keep] for row in rows]
-    if table == "articles" and "source_key" not in kept:
-        source = kept.index("source")
-        kept.append("source_key")
-        values = [[*row, source_key(row[source])] for row in values]
-    return kept, values
-
-
-def _row(conn: Connection[Any], sql: str | Composed, *params: object) -> Row:
-    """The one row of a statement that returns one."""
-    row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return tuple(row)
-
-
 def _count(conn: Connection[Any], rows: str, *params: object) -> int:
     """count(*) of FROM `rows` (a table and conditions)."""
-    return int(_row(conn, "SELECT count(*) FROM " + rows, *params)[0])
+    return int(row(conn, "SELECT count(*) FROM " + rows, *params)[0])
 
 
 def _unlock(conn: Connection[Any], key: int) -> None:

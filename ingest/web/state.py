@@ -50,14 +50,7 @@ _FEEDS_HTTP_CACHE = """
         );
         """
 
-MIGRATIONS = [
-    Migration(
-        "003_web_feeds_http_cache",
-        sqlite=_FEEDS_HTTP_CACHE,
-        # PostgreSQL's REAL is single precision: seconds take a double, as in SQLite.
-        postgres=_FEEDS_HTTP_CACHE.replace("interval REAL", "interval double precision"),
-    ),
-]
+MIGRATIONS = [Migration.portable("003_web_feeds_http_cache", _FEEDS_HTTP_CACHE)]
 
 
 @dataclass(frozen=True, slots=True)
