@@ -4,7 +4,9 @@ transactions, moving a SQLite catalog over (`byline catalog copy`), and a server
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from conftest import SEED_ARTICLE, SEED_JSONL, free_port
+from conftest import REPO, SEED_ARTICLE, SEED_JSONL, free_port
 from postgres_server import NO_DURABILITY, PostgresServer, running_postgres
 
 from bot.app import Byline
@@ -56,7 +58,22 @@ def test_placeholders_become_psycopg_ones_outside_quotes() -> None:
     assert pg_sql("SELECT 'it''s ?', ?") == "SELECT 'it''s ?', %s"
 
 
+def declared_migrations() -> list[Migration]:
+    """The migrations of every module-level list of them in Byline's packages, but the catalogs' own."""
+    cores = (sqlite_schema.CORE_MIGRATIONS, postgres_schema.CORE_MIGRATIONS)
+    found: dict[int, list[Migration]] = {}
+    for package in ("bot", "ingest", "evals"):
+        for module in pkgutil.walk_packages([str(REPO / package)], prefix=f"{package}."):
+            for value in vars(importlib.import_module(module.name)).values():
+                listed = isinstance(value, list) and value and all(isinstance(m, Migration) for m in value)
+                if listed and not any(value is core for core in cores):
+                    found[id(value)] = value
+    return [migration for migrations in found.values() for migration in migrations]
+
+
 def test_every_migration_has_both_versions_under_the_same_names() -> None:
+    # every feature's migrations are known to `catalog copy` (and the test template), with both versions
+    assert {m.name for m in declared_migrations()} == {m.name for m in feature_migrations()}
     for migration in feature_migrations():
         assert migration.sqlite and migration.postgres, migration.name
     names = [m.name for m in feature_migrations()]

@@ -8,14 +8,21 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 from chroma_server import TokenProxy, running_chroma
 from conftest import SEED_ARTICLE, SEED_JSONL
+from fake_slack import FakeSlack
+from slack_harness import CHANNEL, event_body, mention
+from slack_sdk.signature import SignatureVerifier
+from test_slack_cli import wait_until_serving
+from test_slack_serve import SECRET, Served
 
 from bot.app import Byline
 from bot.settings import Settings, load_settings
@@ -95,6 +102,47 @@ def test_ask_on_b_what_a_ingested_and_forget_on_b(shared: str, embedder: Embedde
     answer = a.ask("Why did Jack Dorsey call Ilhan Omar?")
     assert all(c.article_id != dorsey for c in answer.citations)
     assert all(p.article_id != dorsey for p in a.retriever.search("Jack Dorsey Ilhan Omar phone call"))
+
+
+def test_one_slack_event_delivered_16_times_to_bots_on_two_machines_is_answered_once(
+    shared: str, seeded_home: Path, tmp_path: Path
+) -> None:
+    """Two `byline slack --http` processes with homes of their own (scripted answers: this is about delivery),
+    one PostgreSQL catalog; Slack delivers one message 16 times at once (its retries, and a second bot's
+    connection), spread over both."""
+    with FakeSlack() as fake:
+        bots = [Served(fake, tmp_path / name, answer_seconds=0.5) for name in ("a", "b")]
+        try:
+            for bot in bots:
+                wait_until_serving(bot.http, bot.url + "/healthz", bot.process)
+            ts = fake.add_message(CHANNEL, "why did Dorsey call Omar?")
+            body = json.dumps(event_body(mention("why did Dorsey call Omar?", ts))).encode()
+            start = threading.Barrier(16)
+
+            def deliver(n: int) -> int:
+                stamp = str(int(time.time()))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body) or "",
+                    **({"X-Slack-Retry-Num": str(n // 2), "X-Slack-Retry-Reason": "http_timeout"} if n > 1 else {}),
+                }
+                bot = bots[n % 2]
+                start.wait()
+                return bot.http.post(bot.url + "/slack/events", content=body, headers=headers).status_code
+
+            with ThreadPoolExecutor(16) as pool:
+                assert list(pool.map(deliver, range(16))) == [200] * 16
+            fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+            time.sleep(2)  # the only sleep: long enough for a second answer (0.5 s each) to show, if there were one
+            answers = [c for c in fake.calls_to("chat.postMessage") if "Dorsey called Omar" in str(c.args.get("text"))]
+        finally:
+            for bot in bots:
+                bot.close()
+    assert len(answers) == 1
+    with psycopg.connect(shared) as conn:  # both bots shared the catalog: the delivery was recorded there
+        keys = [row[0] for row in conn.execute("SELECT key FROM slack_deliveries")]
+    assert f"ts:{CHANNEL}:{ts}" in keys
 
 
 def word_of(n: int) -> str:

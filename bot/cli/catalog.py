@@ -20,10 +20,16 @@ def register(app: typer.Typer) -> None:
 
 def feature_migrations() -> list[Migration]:
     """The migrations of every feature that keeps state in the catalog."""
-    from bot.slack import feedback, guards
+    from bot.slack import feedback, guards, threads
     from ingest.web import state
 
-    return [*state.MIGRATIONS, *feedback.MIGRATIONS, *guards.DELIVERY_MIGRATIONS, *guards.RATE_MIGRATIONS]
+    return [
+        *state.MIGRATIONS,
+        *feedback.MIGRATIONS,
+        *guards.DELIVERY_MIGRATIONS,
+        *guards.RATE_MIGRATIONS,
+        *threads.MIGRATIONS,
+    ]
 
 
 def copy(
