@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from conftest import REPO, SEED_ARTICLE, SEED_JSONL, free_port
+from fake_slack import FakeSlack
 from postgres_server import NO_DURABILITY, PostgresServer, running_postgres
+from slack_harness import CHANNEL, SlackHarness
 
 from bot.app import Byline
 from bot.cli.catalog import feature_migrations
@@ -248,3 +250,15 @@ def test_when_postgresql_goes_away_commands_say_so_in_one_line(embedder: Embedde
     for command in (["stats"], ["ask", "What happened in Magnitogorsk?"], ["ingest", str(SEED_ARTICLE)]):
         error = one_line_error(byline_command(*command, home=tmp_path / "home", database_url=url))
         assert "catalog at postgresql://byline@127.0.0.1" in error and "Connection refused" in error
+
+
+def test_a_slack_bot_whose_catalog_goes_away_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with running_postgres(NO_DURABILITY) as server, FakeSlack() as fake:
+        catalog = PostgresCatalog(server.url())
+        with SlackHarness(fake, tmp_path / "home", catalog=catalog) as harness:
+            harness.ask_in_channel("why did Dorsey call Omar?")
+            fake.wait_for(lambda: "Dorsey called Omar" in fake.shown(CHANNEL))
+            server.stop()
+            harness.ask_in_channel("and what did Trump tweet?")
+            fake.wait_for(lambda: "something went wrong" in fake.shown(CHANNEL).rsplit("Dorsey called Omar", 1)[1])
+    assert any("catalog at postgresql://byline@127.0.0.1" in r.getMessage() for r in caplog.records)
