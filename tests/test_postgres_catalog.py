@@ -60,6 +60,12 @@ def test_placeholders_become_psycopg_ones_outside_quotes() -> None:
     assert pg_sql("SELECT 'it''s ?', ?") == "SELECT 'it''s ?', %s"
 
 
+def test_a_portable_migration_gives_postgresql_sqlites_widths() -> None:
+    migration = Migration.portable("900_x", "CREATE TABLE t (n INTEGER NOT NULL, at REAL, s TEXT, REALM TEXT)")
+    assert migration.sqlite == "CREATE TABLE t (n INTEGER NOT NULL, at REAL, s TEXT, REALM TEXT)"
+    assert migration.postgres == "CREATE TABLE t (n bigint NOT NULL, at double precision, s TEXT, REALM TEXT)"
+
+
 def declared_migrations() -> list[Migration]:
     """The migrations of every module-level list of them in Byline's packages, but the catalogs' own."""
     cores = (sqlite_schema.CORE_MIGRATIONS, postgres_schema.CORE_MIGRATIONS)
