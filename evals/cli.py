@@ -204,12 +204,14 @@ def _finish(
 def _print_table(result: EvalResult, comparisons: list[Comparison] | None) -> None:
     from rich.console import Console
 
-    from evals.report import judge_table_rows, metrics_table_rows
+    from evals.report import judge_table_rows, kind_table, metrics_table_rows
 
     config = result.config
     console = Console(soft_wrap=True)
     title = f"{config.get('set')}: {config.get('scored')} of {config.get('total')} scored"
     console.print(_table(title, "metric", metrics_table_rows(result, comparisons), comparisons is not None))
+    if result.by_kind:
+        console.print(_kind_table(*kind_table(result)))
     if result.judge is not None:
         judged = result.judge
         title = f"judged by {judged.model}: rates over {judged.verdicts} verdict(s), {judged.failures} failure(s)"
@@ -235,6 +237,19 @@ def _table(title: str, first: str, rows: list[tuple[str, str, str]], compared: b
     for name, value, change in rows:
         style = "red" if "REGRESSED" in change or change == "missing" else None
         table.add_row(name, value, *([change] if compared else []), style=style)
+    return table
+
+
+def _kind_table(headers: list[str], rows: list[list[str]]) -> Any:
+    """The per-kind figures: a column per kind, headed with its number of questions."""
+    from rich.table import Table
+
+    table = Table(title="per kind (questions)")
+    table.add_column(headers[0])
+    for header in headers[1:]:
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

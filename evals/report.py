@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from evals.runner import JUDGED_RATES, EvalResult, JudgeSummary
+from evals.scoring import LOWER_IS_BETTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +69,21 @@ def _numbers(values: dict[str, Any]) -> dict[str, float]:
 def compare_with_baseline(
     current: dict[str, float | None], baseline: dict[str, float], tolerance: float
 ) -> list[Comparison]:
-    """Every gated baseline metric against this run; a drop of more than `tolerance` (or a lost metric) fails."""
+    """Every gated baseline metric against this run; a drop of more than `tolerance` (a rise, for a metric where
+    lower is better), or a lost metric, fails."""
     out = []
     for name, before in baseline.items():
         if not gated(name):
             continue
         value = current.get(name)
         now = None if value is None else round(value, 4)  # as saved, so an unchanged run shows +0.000
-        out.append(Comparison(name, before, now, now is None or now < before - tolerance))
+        if now is None:
+            worse = True
+        elif name in LOWER_IS_BETTER:
+            worse = now > before + tolerance
+        else:
+            worse = now < before - tolerance
+        out.append(Comparison(name, before, now, worse))
     return out
 
 
@@ -222,6 +230,11 @@ def write_report(
             change = f"{compared.delta:+.3f}" + (" **regressed**" if compared.regressed else "")
         lines.append(f"| {name} | {_fmt(value, name)} | {before} | {change} |")
     lines += ["", "![metrics](metrics.png)", ""]
+    if result.by_kind:
+        headers, rows = kind_table(result)
+        lines += ["## Per kind", "", "| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
     if result.judge is not None:
         lines += _judge_section(result, result.judge, saved, by_name)
     lines += [f"## Misses ({len(result.misses)})", ""]
@@ -297,6 +310,16 @@ def metrics_table_rows(result: EvalResult, comparisons: list[Comparison] | None)
     """(metric, value, change vs baseline) for the terminal table."""
     by_name = {c.name: c for c in comparisons or []}
     return [(name, _fmt(value, name), _change(by_name.get(name))) for name, value in result.metrics.items()]
+
+
+def kind_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
+    """The per-kind figures as a table: a column per kind (headed with its question count), a row per metric."""
+    kinds = result.by_kind
+    headers = ["metric", *(f"{kind} ({group.questions})" for kind, group in kinds.items())]
+    names = list(dict.fromkeys(name for group in kinds.values() for name in group.metrics))
+    rows = [[name, *(_fmt(group.metrics.get(name), name) for group in kinds.values())] for name in names]
+    answerable = ["answerable", *(str(group.answerable) for group in kinds.values())]
+    return headers, [answerable, *rows]
 
 
 def judge_table_rows(judge: JudgeSummary, comparisons: list[Comparison] | None) -> list[tuple[str, str, str]]:
