@@ -211,7 +211,8 @@ def _print_table(result: EvalResult, comparisons: list[Comparison] | None) -> No
     title = f"{config.get('set')}: {config.get('scored')} of {config.get('total')} scored"
     console.print(_table(title, "metric", metrics_table_rows(result, comparisons), comparisons is not None))
     if result.by_kind:
-        console.print(_kind_table(*kind_table(result)))
+        for table in _kind_tables(*kind_table(result), console.width):
+            console.print(table)
     if result.judge is not None:
         judged = result.judge
         title = f"judged by {judged.model}: rates over {judged.verdicts} verdict(s), {judged.failures} failure(s)"
@@ -240,17 +241,31 @@ def _table(title: str, first: str, rows: list[tuple[str, str, str]], compared: b
     return table
 
 
-def _kind_table(headers: list[str], rows: list[list[str]]) -> Any:
-    """The per-kind figures: a column per kind, headed with its number of questions."""
+def _kind_tables(headers: list[str], rows: list[list[str]], width: int) -> list[Any]:
+    """The per-kind figures, a column per kind: as many tables as it takes for each to fit `width` columns."""
     from rich.table import Table
 
-    table = Table(title="per kind (questions)")
-    table.add_column(headers[0])
-    for header in headers[1:]:
-        table.add_column(header, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    return table
+    first = max(len(row[0]) for row in rows) + 4
+    groups: list[list[int]] = [[]]
+    used = first
+    for column, header in enumerate(headers[1:], start=1):
+        kind, count = header.rsplit(" ", 1)
+        need = max(len(kind), len(count), *(len(row[column]) for row in rows)) + 3
+        if groups[-1] and used + need > width:
+            groups.append([])
+            used = first
+        groups[-1].append(column)
+        used += need
+    tables = []
+    for group in groups:
+        table = Table(title="per kind (questions)")
+        table.add_column(headers[0])
+        for column in group:
+            table.add_column(headers[column].replace(" (", "\n("), justify="right")
+        for row in rows:
+            table.add_row(row[0], *(row[column] for column in group))
+        tables.append(table)
+    return tables
 
 
 # -- bench ---------------------------------------------------------------------------------------------
