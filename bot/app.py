@@ -68,7 +68,7 @@ class Byline:
     def extractive(self) -> Answerer:
         from bot.answering.extractive import ExtractiveAnswerer
 
-        return ExtractiveAnswerer(self.embedder, self.settings.answer)
+        return ExtractiveAnswerer(self.embedder, self.settings.answer, read_more=self.retriever.leading_passages)
 
     @cached_property
     def answerer(self) -> Answerer:

@@ -87,12 +87,15 @@ class Answer:
     # per answer sentence: {"text", "citations": [n...], "supported": bool} (LLM answers)
     sentences: list[dict[str, Any]] = field(default_factory=list)
     notice: str | None = None
+    # The asked fact itself, as the article words it ("1:59:40.2"), when the answer states one (extractive answers).
+    short_answer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "question": self.question,
             "answer": self.text,
             "refused": self.refused,
+            "short_answer": self.short_answer,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [
                 {
