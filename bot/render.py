@@ -22,6 +22,8 @@ def source_line(citation: Citation) -> str:
 def render_answer(answer: Answer, width: int = 100) -> str:
     # Fill each paragraph on its own: a fallback answer labels its quoted passages on lines of their own.
     lines = [textwrap.fill(line, width=width) if line.strip() else "" for line in answer.text.split("\n")]
+    if answer.short_answer:
+        lines = [textwrap.fill(f"Answer: {answer.short_answer}", width=width), "", *lines]
     if answer.notice:
         lines += ["", answer.notice]
     if answer.citations:

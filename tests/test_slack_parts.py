@@ -91,6 +91,20 @@ def test_split_never_breaks_a_link_or_an_entity() -> None:
     assert split_mrkdwn(unbroken, 500) == ["x" * 500, "x" * 500, "x" * 200]
 
 
+def test_the_short_answer_is_bold_above_the_answer_and_not_read_back_as_it() -> None:
+    answer = make_answer("How deep is the wreck?", "It lies at a depth of over 1400 feet [1].")
+    answer.short_answer = "over 1400 *feet* <deep>"
+    message = answer_message(answer, "a1")
+    short = next(b for b in message["blocks"] if b.get("block_id") == "byline-short-answer")
+    assert short["text"]["text"] == "*over 1400 ∗feet∗ &lt;deep&gt;*"
+    first_answer = next(i for i, b in enumerate(message["blocks"]) if b.get("block_id") == "byline-answer-0")
+    assert message["blocks"].index(short) == first_answer - 1
+    assert message["text"].startswith("*over 1400 ∗feet∗ &lt;deep&gt;*\nIt lies at a depth")
+    assert answer_text_from_blocks(message) == "It lies at a depth of over 1400 feet [1]."
+    answer.short_answer = None
+    assert all(b.get("block_id") != "byline-short-answer" for b in answer_message(answer, "a1")["blocks"])
+
+
 def test_the_answer_can_be_read_back_from_its_blocks() -> None:
     answer = make_answer("q", "Omar & Dorsey <spoke> [1].")
     assert answer_text_from_blocks(answer_message(answer, "a1")) == "Omar & Dorsey <spoke> [1]."

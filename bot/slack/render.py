@@ -24,6 +24,7 @@ QUOTE_CHARS = 200
 TITLE_CHARS = 150
 
 ANSWER_BLOCK = "byline-answer"
+SHORT_BLOCK = "byline-short-answer"
 FEEDBACK_BLOCK = "byline-feedback"
 VOTE_UP = "byline_feedback_up"
 VOTE_DOWN = "byline_feedback_down"
@@ -189,9 +190,18 @@ def answer_message(answer: Answer, answer_id: str, *, question: str | None = Non
     tail.append(feedback_block(answer_id))
     head = [_context(f"*Q:* {escape(_shorten(question, 500))}")] if question else []
 
+    if answer.short_answer:
+        # Its own block, so that reading the answer back from the blocks gives the answer as written.
+        head.append(_section(f"*{_bold_safe(answer.short_answer)}*", SHORT_BLOCK))
     sections = split_mrkdwn(body)[: MAX_BLOCKS - len(head) - len(tail)]
     blocks = head + [_section(s, f"{ANSWER_BLOCK}-{i}") for i, s in enumerate(sections)] + tail
-    return {"text": fallback_text(body, citations), "blocks": blocks}
+    short = f"*{_bold_safe(answer.short_answer)}*\n" if answer.short_answer else ""
+    return {"text": fallback_text(short + body, citations), "blocks": blocks}
+
+
+def _bold_safe(text: str) -> str:
+    """Article text to set in *bold*: escaped, on one line, with no asterisk of its own to end the emphasis early."""
+    return escape(_shorten(text, TITLE_CHARS)).replace("*", "∗")
 
 
 def fallback_text(body: str, citations: list[Citation]) -> str:

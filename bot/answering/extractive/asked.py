@@ -75,10 +75,15 @@ _HEAD_NOUNS: dict[str, tuple[str, ...]] = {
     "money": ("cost", "price", "fine", "salary", "bill", "budget", "fee", "sum", "worth", "value", "compensation"),
     "quantity": ("speed", "distance", "height", "depth", "weight", "size", "length", "temperature", "area", "volume"),
     "age": ("age",),
-    "duration": ("duration", "length of time", "period"),
+    "duration": ("duration", "period", "time"),
     "reason": ("cause", "reason", "motive", "grounds", "purpose", "explanation"),
 }  # fmt: skip
-_HEAD_KIND = {noun: kind for kind, nouns in _HEAD_NOUNS.items() for noun in nouns}
+# The kind a head noun asks for (the first listed, for a noun under two kinds: "time" asks for a date) ...
+_HEAD_KIND = {noun: kind for kind, nouns in reversed(_HEAD_NOUNS.items()) for noun in nouns}
+# ... and every kind of answer it can name ("His time was 1:59:40" names a duration).
+_NOUN_KINDS: dict[str, frozenset[str]] = {
+    noun: frozenset(k for k, nouns in _HEAD_NOUNS.items() if noun in nouns) for noun in _HEAD_KIND
+}
 # Words that end the noun phrase after "which"/"what": verbs that ask, prepositions, articles.
 _PHRASE_ENDS = _word_set(
     "is was were are be been did does do has have had will would can could should may might said says won took "
@@ -154,12 +159,15 @@ class Asked:
     kind: str
     clause: str
     terms: frozenset[str]
-    # Key terms that name the kind of answer rather than the story ("minister" in "which minister", "deep" in "how
-    # deep"): the answering sentence may well not repeat them.
+    # Key terms that name the kind of answer ("minister" in "which minister", "deep" in "how deep"): a sentence
+    # that names it just before a span says what the span is.
     kind_words: frozenset[str] = frozenset()
     # Key terms that name what the story is about ("Grayback" in "Who commanded the USS Grayback"): the rest say
     # what the question asks about it ("commanded", "patrol").
     topic_words: frozenset[str] = frozenset()
+    # Key terms that name a kind of thing ("party", "seats", "minister", "deep"): the answering sentence may well not
+    # repeat them, so they do not count for or against it being about the question.
+    head_words: frozenset[str] = frozenset()
 
     @property
     def wants_span(self) -> bool:
@@ -203,8 +211,17 @@ def analyse(question: str, query: str | None = None) -> Asked:
     """What `question` asks for; the key terms come from `query` (the question condensed with the conversation)."""
     clause = asking_clause(question)
     terms = key_terms(query or question)
-    kind_words = frozenset(t for t in terms if t in _HEAD_KIND or t.removesuffix("s") in _HEAD_KIND or t in _MEASURES)
-    return Asked(asked_kind(question), clause, terms, kind_words, topic_words(query or question))
+    kind = asked_kind(question)
+    kinds = {t: _NOUN_KINDS.get(t) or _NOUN_KINDS.get(t.removesuffix("s"), frozenset()) for t in terms}
+    measures = terms & _MEASURES
+    return Asked(
+        kind,
+        clause,
+        terms,
+        frozenset(t for t, k in kinds.items() if kind in k) | (measures if kind == "quantity" else frozenset()),
+        topic_words(query or question),
+        frozenset(t for t, k in kinds.items() if k) | measures,
+    )
 
 
 def topic_words(question: str) -> frozenset[str]:

@@ -45,10 +45,12 @@ class ReaderWeights:
 
     fit: float = 0.5  # times the span's fit to the asked kind
     near: float = 0.1  # times its closeness to the question's key terms
+    named: float = 0.4  # when the words just before it name the kind asked for ("his time was")
     min_fit: float = 0.5  # a span fitting less is no evidence of the fact
     # A sentence is about the question when it holds this share of the key terms (with the one before it and its
     # article's title), and this share of what the question asks about its story (the terms less names): "Who
     # commanded the USS Grayback" is not answered by a sentence of the Grayback story that says nothing of commanding.
+    # A sentence that names the kind just before the span ("His time was 1:59:40") need not repeat the rest.
     min_coverage: float = 0.5
     min_asked: float = 0.3
     min_score: float = 0.8  # and the span must score this much in all (see Evidence.score)
@@ -63,16 +65,19 @@ class Evidence:
     coverage: float  # share of the key terms in the sentence, the one before it and the article's title
     asked: float  # share of what the question asks about its story (its terms less names) said around the span
     near: float  # closeness to a key term (see KeyTerms.closeness)
+    named: bool  # the sentence names it as the kind asked for: "His time was 1:59:40", "a depth of over 1400 feet"
 
     def score(self, weights: ReaderWeights) -> float:
-        return self.candidate.score + weights.fit * self.span.fit + weights.near * self.near
+        return (
+            self.candidate.score + weights.fit * self.span.fit + weights.near * self.near + weights.named * self.named
+        )
 
     def about(self, weights: ReaderWeights) -> bool:
         """Whether the sentence is about the question, and so whether the span is evidence of the fact."""
         return (
             self.span.fit >= weights.min_fit
             and self.coverage >= weights.min_coverage
-            and self.asked >= weights.min_asked
+            and (self.asked >= weights.min_asked or self.named)
             and self.score(weights) >= weights.min_score
         )
 
@@ -163,9 +168,10 @@ class KeyTerms:
 def evidence(asked: Asked, candidates: list[Candidate]) -> list[Evidence]:
     """Every span of the asked kind in the scored candidates, with what says it answers the question."""
     # What the question asks about its story: the key terms that are neither names nor the answer's kind.
-    terms = KeyTerms(asked.terms, asked.terms - asked.kind_words - asked.topic_words)
-    story = terms.stems - {stem(w) for w in asked.kind_words}  # what the question is about, less the answer's kind
+    terms = KeyTerms(asked.terms, asked.terms - asked.head_words - asked.topic_words)
+    story = terms.stems - {stem(w) for w in asked.head_words}  # what the question is about, less kinds of things
     predicate = story - {stem(w) for w in asked.topic_words}
+    kind = frozenset(stem(w) for w in asked.kind_words)
     found = []
     for candidate in candidates:
         if not candidate.spans or candidate.vector is None:
@@ -176,7 +182,8 @@ def evidence(asked: Asked, candidates: list[Candidate]) -> list[Evidence]:
         share = len(said & predicate) / len(predicate) if predicate else 1.0
         for span in candidate.spans:
             near = terms.closeness(candidate, span)
-            found.append(Evidence(candidate, span, coverage, share, near))
+            named = bool(kind) and any(stem(w) in kind for w in words(candidate.text[: span.start])[-3:])
+            found.append(Evidence(candidate, span, coverage, share, near, named))
     return found
 
 

@@ -22,12 +22,16 @@ _NUMBER_WORD = (
 )
 _MAGNITUDE = r"hundred|thousand|million|billion|trillion|m|bn|k"
 # A figure: digits (1,400 or 50.8 or 0–1) or number words (sixty-six, half a million), with what qualifies it.
-_ATOM = rf"(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORD})(?:[- ](?:{_NUMBER_WORD}))*)"
-_FIGURE = (
-    rf"(?:(?:about|around|approximately|nearly|almost|over|more than|fewer than|less than|at least|up to|some"
-    rf"|roughly|just over|just under|under|below|above|an estimated|estimated)\s+)?"
-    rf"{_ATOM}(?:\s*(?:-|–|to)\s*{_ATOM})?(?:\s+(?:{_MAGNITUDE})\b)?"
+_QUALIFIER = (
+    r"about|around|approximately|nearly|almost|over|more than|fewer than|less than|at least|up to|some|roughly"
+    r"|just over|just under|under|below|above|an estimated|estimated"
 )
+# Figures given as a bound or a rough size fit less than exact ones: "less than two hours" against "1:59:40".
+_BOUND = re.compile(rf"(?:{_QUALIFIER})\s", re.IGNORECASE)
+_MEASURED = frozenset(("number", "money", "quantity", "duration"))
+BOUND_FIT = 0.7
+_ATOM = rf"(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORD})(?:[- ](?:{_NUMBER_WORD}))*)"
+_FIGURE = rf"(?:(?:{_QUALIFIER})\s+)?{_ATOM}(?:\s*(?:-|–|to)\s*{_ATOM})?(?:\s+(?:{_MAGNITUDE})\b)?"
 _CURRENCY = r"(?:(?:US|U\.S\.|A|AU|C|CA|NZ|HK|S)\$|\$|£|€|¥|₹|Rs\.?\s?)"
 _CURRENCY_WORDS = (
     r"dollars|pounds|euros|yuan|rupees|pesos|francs|zloty|złoty|yen|rand|naira|shillings|kroner|krona|kronor"
@@ -144,7 +148,9 @@ def _pattern_spans(kind: str, sentence: str) -> list[Span]:
             if end <= start or any(a < end and start < b for a, b in taken):
                 continue
             taken.append((start, end))
-            found.append(Span(start, end, sentence[start:end], kind, fit))
+            text = sentence[start:end]
+            bounded = kind in _MEASURED and _BOUND.match(text)  # "less than two hours": a bound, not the figure
+            found.append(Span(start, end, text, kind, fit * BOUND_FIT if bounded else fit))
     return found
 
 
