@@ -130,25 +130,30 @@ _AFTER_HEAD: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 _WHICH = re.compile(r"\b(?:which|what|whose)\b(?:\s+(?:is|was|were|are)\b(?:\s+(?:the|a|an)\b)?)?", re.IGNORECASE)
 
 
-def _head_kind(clause: str) -> str | None:
-    """The kind named by the head noun of the noun phrase after "which"/"what" ("which Louisiana town" -> place);
-    past "the name of the …" to the noun that follows."""
+def _head_noun(clause: str) -> tuple[str, str] | None:
+    """The head noun of the noun phrase after "which"/"what" and the kind it names ("which Louisiana town" ->
+    place); past "the name of the …" to the noun that follows."""
     for match in _WHICH.finditer(clause):
         phrase = clause[match.end() :].split()
-        kind = None
+        head = None
         for i, word in enumerate(phrase[:6]):
             word = word.strip("?,.!;:\"'").removesuffix("'s")
             if word in _PHRASE_ENDS:
                 # "the name of the escape room business": the noun after "of" names the kind better.
-                if word == "of" and kind in (None, "person") and phrase[i - 1 : i] in (["name"], ["names"]):
-                    kind = _head_kind("which " + " ".join(w for w in phrase[i + 1 : i + 7] if w not in ("the", "a")))
-                    return kind or "person"
+                if (
+                    word == "of"
+                    and (head is None or head[0] == "person")
+                    and phrase[i - 1 : i] in (["name"], ["names"])
+                ):
+                    named = _head_noun("which " + " ".join(w for w in phrase[i + 1 : i + 7] if w not in ("the", "a")))
+                    return named or head
                 break
-            if kind and (word.endswith("ed") or word[:1].isdigit()):
+            if head and (word.endswith("ed") or word[:1].isdigit()):
                 break  # "which hospital treated 25 people": the verb after the head noun ends the phrase
-            kind = _HEAD_KIND.get(word) or _HEAD_KIND.get(word.removesuffix("s")) or kind
-        if kind:
-            return kind
+            kind = _HEAD_KIND.get(word) or _HEAD_KIND.get(word.removesuffix("s"))
+            head = (kind, word) if kind else head
+        if head:
+            return head
     return None
 
 
@@ -159,8 +164,8 @@ class Asked:
     kind: str
     clause: str
     terms: frozenset[str]
-    # Key terms that name the kind of answer ("minister" in "which minister", "deep" in "how deep"): a sentence
-    # that names it just before a span says what the span is.
+    # The key term that names the kind of answer ("minister" in "which minister", "deep" in "how deep"): a
+    # sentence that names it just before a span says what the span is.
     kind_words: frozenset[str] = frozenset()
     # Key terms that name what the story is about ("Grayback" in "Who commanded the USS Grayback"): the rest say
     # what the question asks about it ("commanded", "patrol").
@@ -188,13 +193,17 @@ def asking_clause(question: str) -> str:
 
 def asked_kind(question: str) -> str:
     """The kind of fact the question asks for (one of KINDS)."""
-    clause = asking_clause(question).lower()
+    return _kind_and_noun(asking_clause(question).lower())[0]
+
+
+def _kind_and_noun(clause: str) -> tuple[str, str | None]:
+    """The kind asked for, and the noun of the clause that names it ("time" in "Kipchoge's marathon time")."""
     for kind, pattern in _BEFORE_HEAD:
-        if pattern.search(clause):
-            return kind
-    if head := _head_kind(clause):
+        if found := pattern.search(clause):
+            return kind, next((w for w in found.group().split() if w in _NOUN_KINDS or w in _MEASURES), None)
+    if head := _head_noun(clause):
         return head
-    return next((kind for kind, pattern in _AFTER_HEAD if pattern.search(clause)), "other")
+    return next((kind for kind, pattern in _AFTER_HEAD if pattern.search(clause)), "other"), None
 
 
 def key_terms(text: str) -> frozenset[str]:
@@ -211,17 +220,10 @@ def analyse(question: str, query: str | None = None) -> Asked:
     """What `question` asks for; the key terms come from `query` (the question condensed with the conversation)."""
     clause = asking_clause(question)
     terms = key_terms(query or question)
-    kind = asked_kind(question)
-    kinds = {t: _NOUN_KINDS.get(t) or _NOUN_KINDS.get(t.removesuffix("s"), frozenset()) for t in terms}
-    measures = terms & _MEASURES
-    return Asked(
-        kind,
-        clause,
-        terms,
-        frozenset(t for t, k in kinds.items() if kind in k) | (measures if kind == "quantity" else frozenset()),
-        topic_words(query or question),
-        frozenset(t for t, k in kinds.items() if k) | measures,
-    )
+    kind, noun = _kind_and_noun(clause.lower())
+    heads = {t for t in terms if t in _NOUN_KINDS or t.removesuffix("s") in _NOUN_KINDS} | (terms & _MEASURES)
+    named = frozenset({noun} & terms) if noun else frozenset()
+    return Asked(kind, clause, terms, named, topic_words(query or question), frozenset(heads))
 
 
 def topic_words(question: str) -> frozenset[str]:

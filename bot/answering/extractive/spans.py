@@ -82,7 +82,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 _PATTERNS: dict[str, tuple[tuple[re.Pattern[str], float], ...]] = {
     "money": (
         (_compile(rf"{_CURRENCY}\s?\d[\d,]*(?:\.\d+)?(?:\s*(?:-|–|to)\s*\d[\d,]*)?(?:\s*(?:{_MAGNITUDE})\b)?"), 1.0),
-        (_compile(rf"\b{_FIGURE}\s+(?:{_CURRENCY_OF}\s+)?(?:{_CURRENCY_WORDS})\b"), 1.0),
+        (_compile(rf"\b{_FIGURE}\s+(?:(?:{_CURRENCY_OF})\s+)?(?:{_CURRENCY_WORDS})\b"), 1.0),
         (_compile(rf"\b{_FIGURE}\s+(?:million|billion|trillion)\b"), 0.5),
         (_compile(r"\bhalf a (?:million|billion)\b"), 0.5),
     ),
