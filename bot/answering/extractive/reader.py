@@ -140,23 +140,39 @@ class KeyTerms:
         self.stems = frozenset(stem(t) for t in terms)
         self.near = frozenset(stem(t) for t in near) or self.stems
         self._prefixes = tuple(s for s in self.stems if len(s) >= MIN_PREFIX)
+        # A reading looks at each sentence several times (as a sentence, as the one before, per span).
+        self._terms: dict[str, str | None] = {}
+        self._found: dict[str, set[str]] = {}
+        self._positions: dict[str, tuple[list[tuple[int, int, str]], list[int]]] = {}
 
     def term(self, word: str) -> str | None:
         """The key term `word` matches, if any."""
-        stemmed = stem(word)
-        if stemmed in self.stems:
-            return stemmed
-        if len(stemmed) >= MIN_PREFIX:
-            return next((p for p in self._prefixes if stemmed.startswith(p) or p.startswith(stemmed)), None)
-        return None
+        if word not in self._terms:
+            stemmed = stem(word)
+            if stemmed in self.stems:
+                self._terms[word] = stemmed
+            elif len(stemmed) >= MIN_PREFIX:
+                self._terms[word] = next(
+                    (p for p in self._prefixes if stemmed.startswith(p) or p.startswith(stemmed)), None
+                )
+            else:
+                self._terms[word] = None
+        return self._terms[word]
 
     def found(self, text: str) -> set[str]:
-        return {t for w in words(text) if (t := self.term(w))}
+        if text not in self._found:
+            self._found[text] = {t for w in words(text) if (t := self.term(w))}
+        return self._found[text]
 
     def closeness(self, candidate: Candidate, span: Span) -> float:
         """1 beside a key term, falling with the words between; half when only the sentence before has one."""
-        spans = word_spans(candidate.text)
-        positions = [i for i, (_, _, w) in enumerate(spans) if self.term(w) in self.near]
+        if candidate.text not in self._positions:
+            spans = word_spans(candidate.text)
+            self._positions[candidate.text] = (
+                spans,
+                [i for i, (_, _, w) in enumerate(spans) if self.term(w) in self.near],
+            )
+        spans, positions = self._positions[candidate.text]
         inside = [i for i, (a, b, _) in enumerate(spans) if a < span.end and span.start < b]
         if not positions or not inside:
             return 0.5 if self.found(candidate.before) else 0.0
