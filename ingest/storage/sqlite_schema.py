@@ -92,4 +92,12 @@ CORE_MIGRATIONS = [
         CREATE TABLE forgotten (article_id TEXT PRIMARY KEY, forgotten_at TEXT NOT NULL);
         """,
     ),
+    Migration(
+        "008_chunk_instruction_like",
+        """
+        -- 1 when some of the chunk's text reads like instructions to an AI (ingest.injection), 0 when none does,
+        -- NULL for chunks written before this column: the answering side checks those itself
+        ALTER TABLE chunks ADD COLUMN instruction_like INTEGER;
+        """,
+    ),
 ]

@@ -21,7 +21,7 @@ from more_itertools import batched
 from ingest.chunking import ChunkPlan
 from ingest.config import StoreSettings
 from ingest.models import Article, Chunk, SearchFilters, source_key
-from ingest.storage.catalog import Catalog, ChunkRow, LexicalQuery
+from ingest.storage.catalog import Catalog, ChunkRow, Headline, LexicalQuery
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -298,6 +298,10 @@ class Store:
     def count(self) -> int:
         return int(self._call("count vectors", self.collection.count))
 
+    def article_count(self) -> int:
+        """Articles indexed in this store's collection, from the catalog."""
+        return self.catalog.article_count(self.collection_name)
+
     def lexical_search(self, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) of the current chunks the query matches, best first (see the catalog)."""
         return self.catalog.lexical_search(self.collection_name, query)
@@ -322,6 +326,10 @@ class Store:
 
     def stats(self) -> dict[str, object]:
         return {**self.catalog.stats(self.collection_name), "collection": self.collection_name}
+
+    def recent_articles(self, n: int) -> list[Headline]:
+        """The `n` indexed articles published last, newest first."""
+        return self.catalog.recent_articles(self.collection_name, n)
 
     def dense_search(self, vector: np.ndarray, n: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks, best first."""

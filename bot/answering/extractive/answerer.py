@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from bot.answering.answerer import TokenCallback
+from bot.answering.answerer import StatusCallback, TextCallback
 from bot.answering.extractive.asked import Asked, analyse
 from bot.answering.extractive.reader import Candidate, ReaderWeights, Reading, read
 from bot.answering.extractive.spans import find_spans
@@ -52,12 +52,21 @@ class ExtractiveAnswerer:
         self.read_more = read_more
         self.weights = weights or ReaderWeights()
 
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
+    def condense(self, question: str, history: Sequence[Turn], *, asked_at: float | None = None) -> str:
         return condense_question(question, history)
 
     def answer(
-        self, question: str, query: str, passages: list[Passage], on_token: TokenCallback | None = None
+        self,
+        question: str,
+        query: str,
+        passages: list[Passage],
+        *,
+        on_text: TextCallback | None = None,
+        on_status: StatusCallback | None = None,
+        asked_at: float | None = None,
     ) -> Answer:
+        """The sentence stating the asked fact, and close runners-up, cited; not streamed (`on_text` is not
+        called)."""
         asked = analyse(question, query)
         more = []
         if self.read_more is not None and self.settings.read_articles:
