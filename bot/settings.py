@@ -62,6 +62,12 @@ class AnswerSettings(Group):
         "scores below this (calibrated on dev questions); one asking for a name, date, figure … is refused when no "
         "sentence about it holds one.",
     )
+    typed_fallback: float = Field(
+        0.60,
+        description="A question for a name, date, figure … that no sentence about it holds is still answered "
+        "with its best sentence (and no short answer) when that sentence scores at least this (calibrated on dev "
+        "questions); above 1 refuses every such question.",
+    )
     max_sentences: int = Field(3, ge=1, description="Sentences in an extractive answer.")
     read_articles: int = Field(
         2,

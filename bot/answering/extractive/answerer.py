@@ -73,6 +73,10 @@ class ExtractiveAnswerer:
             more = self.read_more(query, passages, self.settings.read_articles)
         candidates = self.score_sentences(asked, query, passages + more)
         reading = read(asked, candidates, self.weights)
+        if reading is None and candidates and candidates[0].score >= self.settings.typed_fallback:
+            # No sentence about the question holds a fact of the asked kind, but one says nearly what was asked:
+            # it answers, without a short answer.
+            reading = Reading(candidates[0], None, candidates[0].score)
         # A typed fact is refused from the evidence (`read`); any other answer when its sentence is too far off.
         if reading is None or (not asked.wants_span and reading.candidate.score < self.settings.min_support):
             return Answer(question=question, text=CANNOT_ANSWER, refused=True, passages=passages)

@@ -52,7 +52,7 @@ class ReaderWeights:
     # commanded the USS Grayback" is not answered by a sentence of the Grayback story that says nothing of commanding.
     # A sentence that names the kind just before the span ("His time was 1:59:40") need not repeat the rest.
     min_coverage: float = 0.5
-    min_asked: float = 0.3
+    min_asked: float = 0.2
     min_score: float = 0.8  # and the span must score this much in all (see Evidence.score)
 
 
