@@ -252,6 +252,7 @@ def _prediction(
         "id": question.id,
         "question": question.question,
         "answer": answer.text,
+        "short_answer": answer.short_answer,
         "refused": answer.refused,
         "citations": [c.to_dict() for c in answer.citations],
         "passages": [_passage_json(p) for p in ranked],

@@ -86,7 +86,7 @@ def test_eval_own_set_writes_every_output(runner: CliRunner, tiny: Path, isolate
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p["id"] for p in predictions] == list(TINY_IDS)
     for p in predictions:
-        assert {"id", "question", "answer", "refused", "citations", "passages"} <= p.keys()
+        assert {"id", "question", "answer", "short_answer", "refused", "citations", "passages"} <= p.keys()
         assert 0 < len(p["passages"]) <= 10
         for citation in p["citations"]:
             assert {"n", "article_id", "quote", "start", "end"} <= citation.keys()
