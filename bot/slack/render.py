@@ -126,9 +126,9 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def source_line(citation: Citation) -> str:
-    """`[n] <url|title> · outlet · date` and, on the next line, a short quote."""
+    """`[n] <link|title> · outlet · date` and, on the next line, a short quote; the link scrolls to the quote."""
     title = _shorten(citation.title or "(untitled)", TITLE_CHARS)
-    head = link(citation.url, title) if citation.url else f"*{escape(title)}*"
+    head = link(citation.link or citation.url, title) if citation.url else f"*{escape(title)}*"
     details = [f"*[{citation.n}]* {head}"]
     if citation.source:
         details.append(escape(citation.source))
