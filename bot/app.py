@@ -19,6 +19,7 @@ from ingest.chunking import ChunkPlan
 from ingest.embedding import Embedder
 from ingest.loaders import LoadResult, load_sources
 from ingest.models import SearchFilters
+from ingest.outlets import Outlets
 from ingest.pipeline import IngestReport, Progress, ingest_articles
 from ingest.storage.catalog import Catalog
 from ingest.storage.store import Store
@@ -56,6 +57,11 @@ class Byline:
         catalog = SQLiteCatalog(settings.home / "catalog.sqlite")
         return Store(catalog, settings.store, home=settings.home, embedding_model=settings.embedding.model, plan=plan)
 
+    @cached_property
+    def outlets(self) -> Outlets:
+        """Names the outlet of articles that come with a URL and no source (`ingest.site_names`)."""
+        return Outlets(self.settings.ingest.site_names)
+
     @property
     def catalog(self) -> Catalog:
         return self.store.catalog
@@ -87,11 +93,13 @@ class Byline:
         from ingest.web.loader import WebLoader
         from ingest.web.state import WebState
 
-        with WebLoader(self.settings.web, WebState(self.catalog), self.store.indexed_hashes) as web:
+        state = WebState(self.catalog)
+        with WebLoader(self.settings.web, state, self.store.indexed_hashes, outlets=self.outlets) as web:
             return self.ingest_results(load_sources(sources, handlers=[web.handle]), progress)
 
     def ingest_results(self, results: Iterable[LoadResult], progress: Progress | None = None) -> IngestReport:
-        return ingest_articles(results, self.store, self.embedder, progress)
+        """Index what a loader yields; an article with a URL and no source gets its outlet named (`outlets`)."""
+        return ingest_articles(self.outlets.fill_all(results), self.store, self.embedder, progress)
 
     def ask(
         self,

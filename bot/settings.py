@@ -21,6 +21,7 @@ from ingest.config import (
     ChunkSettings,
     EmbeddingSettings,
     Group,
+    IngestSettings,
     StoreSettings,
     WebSettings,
 )
@@ -146,6 +147,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="Data directory for the index.")
     answerer: Literal["extractive", "llm"] = Field("extractive", description="Who writes answers.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)

@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
@@ -18,6 +19,22 @@ class Group(BaseModel):
     """A settings group: unknown keys are an error, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class IngestSettings(Group):
+    site_names: dict[str, str] = Field(
+        default_factory=dict,
+        description='Outlet names by host or registrable domain, e.g. {"thehill.com": "The Hill"}, for articles '
+        "whose source names no outlet; without an entry the outlet is the URL's registrable domain (thehill.com).",
+    )
+
+    @field_validator("site_names")
+    @classmethod
+    def _hosts(cls, names: dict[str, str]) -> dict[str, str]:
+        for host, name in names.items():
+            if not re.fullmatch(r"[\w.-]+\.[\w-]+", host.strip()) or not name.strip():
+                raise ValueError(f"expected a host name such as thehill.com and a name, not {host!r} = {name!r}")
+        return names
 
 
 class StoreSettings(Group):
