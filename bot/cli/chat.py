@@ -17,10 +17,16 @@ _QUIT = frozenset({"exit", "quit", ":q"})
 
 def chat(
     ctx: typer.Context,
-    k: Annotated[int | None, typer.Option("-k", min=1, help="Passages to retrieve per question.")] = None,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Only articles published on or after this date.")] = None,
-    until: Annotated[str | None, typer.Option(help="Only articles published on or before this date.")] = None,
+    k: Annotated[int | None, typer.Option("-k", metavar="N", min=1, help="Passages to retrieve per question.")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", metavar="OUTLET", help="Only this outlet (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only articles published on or after this date.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only articles published on or before this date.")
+    ] = None,
     stream: Annotated[
         bool | None,
         typer.Option("--stream/--no-stream", help="Print checked sentences as they pass (default: on a terminal)."),
@@ -30,6 +36,8 @@ def chat(
     """Talk with the articles: follow-up questions ("what did he say next?") use the conversation so far.
 
     One question per line; `exit`, `quit` or end of input (Ctrl-D) ends the chat.
+
+    Example: byline chat --source Wikinews
     """
     from bot.models import Turn
     from ingest.models import SearchFilters

@@ -25,7 +25,10 @@ NO_ARTICLES = "No articles have been ingested yet, so there is nothing to answer
 
 def register(app: typer.Typer) -> None:
     app.command("slack")(slack)
-    feedback = typer.Typer(help="Votes people gave Byline's answers in Slack.", no_args_is_help=True)
+    feedback = typer.Typer(
+        help="Votes people gave Byline's answers in Slack.\n\nExample: byline feedback export -o downvoted.jsonl",
+        no_args_is_help=True,
+    )
     feedback.command("export")(export_feedback)
     app.add_typer(feedback, name="feedback")
 
@@ -35,10 +38,15 @@ def slack(
     http: Annotated[
         bool, typer.Option("--http", help="Serve the Events API over HTTP instead of Socket Mode.")
     ] = False,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP mode: the port to listen on.")] = 3000,
-    host: Annotated[str, typer.Option(help="HTTP mode: the address to listen on.")] = "0.0.0.0",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", min=0, max=65535, help="HTTP mode: the port to listen on.")
+    ] = 3000,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="HTTP mode: the address to listen on.")] = "0.0.0.0",
 ) -> None:
-    """Answer questions in Slack: Socket Mode with SLACK_APP_TOKEN, or --http with SLACK_SIGNING_SECRET."""
+    """Answer questions in Slack: Socket Mode with SLACK_APP_TOKEN, or --http with SLACK_SIGNING_SECRET.
+
+    Example: byline slack --http --port 3000
+    """
     from bot.slack import FeedbackStore, create_slack_app, run_http, run_socket_mode
     from bot.slack.client import SlackStartupError, check_startup, make_web_client, verify_bot_token
 
@@ -90,10 +98,14 @@ def answer_with(byline: Byline) -> Callable[[str, SearchFilters | None, Sequence
 def export_feedback(
     ctx: typer.Context,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="JSONL file to write (default: standard output).")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="JSONL file to write (default: standard output)."),
     ] = None,
 ) -> None:
-    """Write the answers voted 👎 in Slack as eval-format JSONL, to review and turn into test questions."""
+    """Write the answers voted 👎 in Slack as eval-format JSONL, to review and turn into test questions.
+
+    Example: byline feedback export -o downvoted.jsonl
+    """
     from bot.slack import FeedbackStore
 
     catalog = common.open_byline(settings_from(ctx)).catalog
