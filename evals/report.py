@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from evals.chart import render_chart
 from evals.runner import JUDGED_RATES, EvalResult, JudgeSummary
 
 
@@ -109,13 +110,21 @@ def gate(result: EvalResult, baseline: Baseline, tolerance: float) -> list[Compa
 
 
 @contextmanager
-def atomic_write(path: Path) -> Iterator[IO[str]]:
-    """Write to a temporary file beside `path` and move it into place, so no half-written file is left."""
+def atomic_write(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """Write to a temporary file beside `path` and move it into place, so no half-written file is left.
+
+    The file gets the mode open() would give it (0666 less the umask: 0644 as a rule), where mkstemp makes 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(name)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        with os.fdopen(descriptor, "wb") if binary else os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             yield handle
         temporary.replace(path)
     except BaseException:
@@ -147,46 +156,6 @@ def _cell(text: str, limit: int = 160) -> str:
     return text.replace("|", "\\|")
 
 
-def write_chart(path: Path, result: EvalResult, baseline: dict[str, float] | None) -> None:
-    """A horizontal bar per quality metric (0-1), with the baseline's value as a tick when there is one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [(n, v) for n, v in result.metrics.items() if gated(n) and v is not None]
-    names = [n for n, _ in shown][::-1]
-    values = [v for _, v in shown][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2))
-    ax.barh(names, values, color="#4c72b0")
-    if baseline:
-        marked = [(i, baseline[n]) for i, n in enumerate(names) if n in baseline]
-        ax.scatter([b for _, b in marked], [i for i, _ in marked], marker="|", s=200, color="black", label="baseline")
-        ax.legend(loc="lower right", fontsize=8)
-    for i, value in enumerate(values):
-        inside = value > 0.85  # no room to the right of a long bar: write the figure on it
-        x = value - 0.01 if inside else value + 0.01
-        ax.text(
-            x,
-            i,
-            f"{value:.3f}",
-            va="center",
-            ha="right" if inside else "left",
-            fontsize=8,
-            color="white" if inside else "black",
-        )
-    ax.set_xlim(0, 1)
-    ax.set_title(str(result.config.get("set", "eval")), fontsize=10)
-    ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(temporary, dpi=120)
-    finally:
-        plt.close(fig)
-    temporary.replace(path)
-
-
 def write_report(
     directory: Path,
     result: EvalResult,
@@ -196,7 +165,9 @@ def write_report(
     """DIR/report.md with the metrics, a chart (DIR/metrics.png), the judge's figures and the per-question misses."""
     directory.mkdir(parents=True, exist_ok=True)
     baseline = saved.metrics if saved else None
-    write_chart(directory / "metrics.png", result, baseline)
+    regressed = {c.name for c in comparisons or [] if c.regressed}
+    with atomic_write(directory / "metrics.png", binary=True) as chart:
+        chart.write(render_chart(result, baseline, regressed))
     config = result.config
     lines = [f"# Byline eval: {config.get('set', '')}", ""]
     if result.interrupted:
