@@ -16,12 +16,15 @@ from bot.models import Answer, Turn
 from bot.retrieval.retriever import BylineRetriever
 from bot.settings import Settings
 from ingest.chunking import ChunkPlan
+from ingest.documents import quiet_pdf_warnings
 from ingest.embedding import Embedder
-from ingest.loaders import LoadResult, load_sources
+from ingest.loaders import LoadResult
 from ingest.models import SearchFilters
 from ingest.outlets import Outlets
-from ingest.pipeline import IngestReport, Progress, ingest_articles
-from ingest.storage.catalog import Catalog
+from ingest.pipeline import IngestReport, ingest_articles
+from ingest.progress import Progress
+from ingest.sources import count_inputs, load_sources
+from ingest.storage.catalog import Catalog, Headline
 from ingest.storage.store import Store
 
 if TYPE_CHECKING:
@@ -89,17 +92,25 @@ class Byline:
         """Question answering as a LangChain Runnable (see `bot.chain`): what `ask` runs."""
         return build_chain(self.retriever, self.answerer)
 
-    def ingest(self, sources: Iterable[str], progress: Progress | None = None) -> IngestReport:
-        from ingest.web.loader import WebLoader
+    def ingest(self, sources: Sequence[str], progress: Progress | None = None) -> IngestReport:
+        """Files, folders and URLs into the index. With `progress`, the inputs are counted first (files, JSONL
+        lines; not URLs), so it can be told the total."""
+        from ingest.web.loader import WebLoader, is_web_source
         from ingest.web.state import WebState
 
+        max_bytes = self.settings.ingest.max_article_bytes
+        total = count_inputs(sources, is_web_source, max_bytes) if progress else None
         state = WebState(self.catalog)
         with WebLoader(self.settings.web, state, self.store.indexed_hashes, outlets=self.outlets) as web:
-            return self.ingest_results(load_sources(sources, handlers=[web.handle]), progress)
+            results = load_sources(sources, handlers=[web.handle], max_bytes=max_bytes)
+            return self.ingest_results(results, progress, total=total)
 
-    def ingest_results(self, results: Iterable[LoadResult], progress: Progress | None = None) -> IngestReport:
+    def ingest_results(
+        self, results: Iterable[LoadResult], progress: Progress | None = None, *, total: int | None = None
+    ) -> IngestReport:
         """Index what a loader yields; an article with a URL and no source gets its outlet named (`outlets`)."""
-        return ingest_articles(self.outlets.fill_all(results), self.store, self.embedder, progress)
+        with quiet_pdf_warnings():
+            return ingest_articles(self.outlets.fill_all(results), self.store, self.embedder, progress, total=total)
 
     def ask(
         self,
@@ -135,6 +146,10 @@ class Byline:
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         return self.store.forget(refs)
+
+    def recent_articles(self, n: int) -> list[Headline]:
+        """The `n` indexed articles published last, newest first (what a list of the latest stories shows)."""
+        return self.store.recent_articles(n)
 
     def stats(self) -> dict[str, object]:
         stats = self.store.stats()

@@ -127,6 +127,15 @@ class SlackSettings(Group):
     ask_visibility: Literal["channel", "ephemeral"] = Field("ephemeral", description="Who sees /ask answers.")
     user_rate_per_minute: int = Field(6, ge=1, description="Questions one user may ask per minute.")
     workers: int = Field(4, ge=1, description="Answers worked on at once.")
+    queue: int = Field(
+        32, ge=0, description="Questions that may wait for a free worker; beyond them, askers are told to try later."
+    )
+    drain_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="On SIGTERM, how long the questions taken may still take to be answered before the bot exits; "
+        "those not started by then are asked to ask again.",
+    )
 
 
 def default_home() -> Path:

@@ -62,6 +62,16 @@ class LexicalQuery:
     common_share: float = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """An indexed article as a list of stories shows it: its title, outlet and publication date (ISO)."""
+
+    article_id: str
+    title: str
+    source: str | None
+    published_at: str | None
+
+
 class Statements(Protocol):
     """SQL inside one transaction."""
 
@@ -156,6 +166,11 @@ class Catalog(ABC):
     @abstractmethod
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) of the current chunks the query matches, best first."""
+
+    @abstractmethod
+    def recent_articles(self, collection: str, n: int) -> list[Headline]:
+        """The `n` articles indexed in `collection` published last (undated ones after the dated, newest
+        ingested first), newest first."""
 
     @abstractmethod
     def article_count(self, collection: str) -> int:

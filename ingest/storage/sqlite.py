@@ -20,7 +20,7 @@ from more_itertools import batched
 
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk, normalise_url, source_key
-from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, Row
+from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, Headline, LexicalQuery, Migration, Row
 from ingest.storage.sqlite_schema import CORE_MIGRATIONS
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
@@ -414,6 +414,16 @@ class SQLiteCatalog(Catalog):
                 rows = self.conn.execute(f"SELECT article_id FROM forgotten WHERE article_id IN ({marks})", batch)
                 found.update(row[0] for row in rows)
         return found
+
+    def recent_articles(self, collection: str, n: int) -> list[Headline]:
+        rows = self.fetch(
+            """SELECT a.id, a.title, a.source, a.published_at FROM articles a
+                   JOIN indexed i ON i.article_id = a.id AND i.collection = ?
+                   ORDER BY a.published_ts IS NULL, a.published_ts DESC, a.ingested_at DESC, a.id
+                   LIMIT ?""",
+            (collection, n),
+        )
+        return [Headline(*row) for row in rows]
 
     def article_count(self, collection: str) -> int:
         with self._lock:

@@ -21,7 +21,7 @@ from more_itertools import batched
 from ingest.chunking import ChunkPlan
 from ingest.config import StoreSettings
 from ingest.models import Article, Chunk, SearchFilters, source_key
-from ingest.storage.catalog import Catalog, ChunkRow, LexicalQuery
+from ingest.storage.catalog import Catalog, ChunkRow, Headline, LexicalQuery
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -322,6 +322,10 @@ class Store:
 
     def stats(self) -> dict[str, object]:
         return {**self.catalog.stats(self.collection_name), "collection": self.collection_name}
+
+    def recent_articles(self, n: int) -> list[Headline]:
+        """The `n` indexed articles published last, newest first."""
+        return self.catalog.recent_articles(self.collection_name, n)
 
     def dense_search(self, vector: np.ndarray, n: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks, best first."""
