@@ -102,7 +102,7 @@ def _quality_panel(ax: Any, quality: dict[str, float], baseline: dict[str, float
         label = f"{quality[name]:.3f}"
         before = baseline.get(name)
         if before is not None:
-            label += f"  {quality[name] - before:+.3f}"
+            label += f"  {round(quality[name] - before, 3) + 0.0:+.3f}"  # + 0.0: a tiny drop shows +0.000, not -0.000
         bad = name in regressed
         ax.text(
             quality[name] + top * 0.01,
