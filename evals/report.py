@@ -7,14 +7,11 @@ same model; otherwise they are reported, with a note saying why they were not co
 from __future__ import annotations
 
 import json
-import os
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from bot.cli.common import atomic_write
 from evals.chart import render_chart
 from evals.runner import JUDGED_RATES, EvalResult, JudgeSummary
 
@@ -107,29 +104,6 @@ def gate(result: EvalResult, baseline: Baseline, tolerance: float) -> list[Compa
     current = {judged_name(rate): value for rate, value in result.judge.rates().items()}
     before = {judged_name(rate): value for rate, value in baseline.judged.items()}
     return comparisons + compare_with_baseline(current, before, tolerance)
-
-
-@contextmanager
-def atomic_write(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
-    """Write to a temporary file beside `path` and move it into place, so no half-written file is left.
-
-    The file gets the mode open() would give it (0666 less the umask: 0644 as a rule), where mkstemp makes 0600.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(descriptor, "wb") if binary else os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            yield handle
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, result: EvalResult) -> None:

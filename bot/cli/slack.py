@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.cli import common
-from bot.cli.common import fail, settings_from, user_errors
+from bot.cli.common import atomic_write, fail, settings_from, user_errors
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -131,18 +129,6 @@ def export_feedback(
     if output is None:
         typer.echo("".join(lines), nl=False)
     else:
-        write_atomically(output, "".join(lines))
+        with atomic_write(output) as out:
+            out.write("".join(lines))
         typer.echo(f"wrote {len(lines)} question(s) to {output}", err=True)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the target and rename over it, so a failure never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
