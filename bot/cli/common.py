@@ -8,13 +8,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from bot.app import Byline
     from bot.settings import Settings
+
+
+# Options that `ask` and `chat` share.
+SourceOption = Annotated[
+    list[str] | None, typer.Option("--source", metavar="OUTLET", help="Only this outlet (repeatable).")
+]
+SinceOption = Annotated[str | None, typer.Option(metavar="DATE", help="Only articles published on or after this date.")]
+UntilOption = Annotated[
+    str | None, typer.Option(metavar="DATE", help="Only articles published on or before this date.")
+]
+StreamOption = Annotated[
+    bool | None,
+    typer.Option("--stream/--no-stream", help="Print checked sentences as they pass (default: on a terminal)."),
+]
 
 
 class UserError(Exception):
