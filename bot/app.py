@@ -20,6 +20,7 @@ from ingest.documents import quiet_pdf_warnings
 from ingest.embedding import Embedder
 from ingest.loaders import LoadResult
 from ingest.models import SearchFilters
+from ingest.outlets import Outlets
 from ingest.pipeline import IngestReport, ingest_articles
 from ingest.progress import Progress
 from ingest.sources import count_inputs, load_sources
@@ -59,6 +60,11 @@ class Byline:
         catalog = SQLiteCatalog(settings.home / "catalog.sqlite")
         return Store(catalog, settings.store, home=settings.home, embedding_model=settings.embedding.model, plan=plan)
 
+    @cached_property
+    def outlets(self) -> Outlets:
+        """Names the outlet of articles that come with a URL and no source (`ingest.site_names`)."""
+        return Outlets(self.settings.ingest.site_names)
+
     @property
     def catalog(self) -> Catalog:
         return self.store.catalog
@@ -94,15 +100,17 @@ class Byline:
 
         max_bytes = self.settings.ingest.max_article_bytes
         total = count_inputs(sources, is_web_source, max_bytes) if progress else None
-        with WebLoader(self.settings.web, WebState(self.catalog), self.store.indexed_hashes) as web:
+        state = WebState(self.catalog)
+        with WebLoader(self.settings.web, state, self.store.indexed_hashes, outlets=self.outlets) as web:
             results = load_sources(sources, handlers=[web.handle], max_bytes=max_bytes)
             return self.ingest_results(results, progress, total=total)
 
     def ingest_results(
         self, results: Iterable[LoadResult], progress: Progress | None = None, *, total: int | None = None
     ) -> IngestReport:
+        """Index what a loader yields; an article with a URL and no source gets its outlet named (`outlets`)."""
         with quiet_pdf_warnings():
-            return ingest_articles(results, self.store, self.embedder, progress, total=total)
+            return ingest_articles(self.outlets.fill_all(results), self.store, self.embedder, progress, total=total)
 
     def ask(
         self,

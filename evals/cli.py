@@ -42,30 +42,42 @@ def register(app: typer.Typer) -> None:
 def eval_command(
     ctx: typer.Context,
     dataset: Annotated[
-        Path | None, typer.Argument(help="Question set in Byline's JSONL format (see evals/data/README.md).")
+        Path | None,
+        typer.Argument(metavar="QUESTIONS", help="Question set in Byline's JSONL format (see evals/data/README.md)."),
     ] = None,
     articles: Annotated[
         list[Path] | None,
-        typer.Option("--articles", help="File or folder to ingest into a throwaway store (repeatable)."),
+        typer.Option(
+            "--articles", metavar="PATH", help="File or folder to ingest into a throwaway store (repeatable)."
+        ),
     ] = None,
     use_store: Annotated[
         bool, typer.Option("--store", help="Ask the configured store instead of a throwaway one.")
     ] = False,
     beir: Annotated[
-        Path | None, typer.Option("--beir", help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+        Path | None,
+        typer.Option("--beir", metavar="DIR", help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv."),
     ] = None,
-    split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
-    k: Annotated[int | None, typer.Option("-k", min=1, help="Passages handed to the answerer.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions or queries.")] = None,
+    split: Annotated[str, typer.Option(metavar="SPLIT", help="BEIR qrels split.")] = "test",
+    k: Annotated[int | None, typer.Option("-k", metavar="N", min=1, help="Passages handed to the answerer.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Only the first N questions or queries.")
+    ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help='Write {"metrics": {...}, "config": {...}} here.')
+        Path | None, typer.Option("--json", metavar="FILE", help='Write {"metrics": {...}, "config": {...}} here.')
     ] = None,
-    predictions: Annotated[Path | None, typer.Option(help="Write one JSON line per question here.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write report.md and metrics.png into this folder.")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write one JSON line per question here.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Write report.md and metrics.png into this folder.")
+    ] = None,
     baseline: Annotated[
-        Path | None, typer.Option(help="A saved --json result; exit 1 when a metric drops below it.")
+        Path | None, typer.Option(metavar="FILE", help="A saved --json result; exit 1 when a metric drops below it.")
     ] = None,
-    tolerance: Annotated[float, typer.Option(min=0, help="Largest drop allowed against --baseline.")] = 0.02,
+    tolerance: Annotated[
+        float, typer.Option(metavar="DROP", min=0, help="Largest drop allowed against --baseline.")
+    ] = 0.02,
     judge: Annotated[
         bool | None,
         typer.Option(
@@ -75,7 +87,10 @@ def eval_command(
         ),
     ] = None,
 ) -> None:
-    """Measure retrieval, answers, citations and refusals on a question set, or retrieval on a BEIR set."""
+    """Measure retrieval, answers, citations and refusals on a question set, or retrieval on a BEIR set.
+
+    Example: byline eval evals/data/seeds.jsonl --articles seeds/ --report reports/seeds
+    """
     from evals.datasets import DatasetError, check_beir_dir, load_questions
     from evals.report import load_baseline
     from evals.session import EvalUsageError, make_judge, run_beir_set, run_question_set, store_settings
@@ -283,26 +298,38 @@ def _kind_tables(headers: list[str], rows: list[list[str]], width: int) -> list[
 
 
 def bench(
-    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, summary.md and bench.png.")] = Path(
-        "bench-out"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Folder for results.json, summary.md and bench.png.")
+    ] = Path("bench-out"),
     data: Annotated[
         Path,
-        typer.Option(help="Folder holding beir-scifact/ and wikinews/wikinews-2019.jsonl (the shared dev data)."),
+        typer.Option(
+            metavar="DIR", help="Folder holding beir-scifact/ and wikinews/wikinews-2019.jsonl (the shared dev data)."
+        ),
     ] = Path("../shared/data"),
     scifact: Annotated[
-        Path | None, typer.Option(help="BEIR SciFact corpus.jsonl, its queries.jsonl beside it (default: in --data).")
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="BEIR SciFact corpus.jsonl, its queries.jsonl beside it (default: in --data)."
+        ),
     ] = None,
-    wikinews: Annotated[Path | None, typer.Option(help="Wikinews sample JSONL (default: in --data).")] = None,
+    wikinews: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Wikinews sample JSONL (default: in --data).")
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke run in about a minute.")] = False,
     scale: Annotated[
-        list[int] | None, typer.Option("--scale", help="Chunk counts for the scale curves (repeatable).")
+        list[int] | None, typer.Option("--scale", metavar="N", help="Chunk counts for the scale curves (repeatable).")
     ] = None,
-    queries: Annotated[int | None, typer.Option(min=1, help="Questions per latency measurement.")] = None,
-    scifact_limit: Annotated[int | None, typer.Option(min=1, help="Only the first N SciFact abstracts.")] = None,
+    queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="Questions per latency measurement.")] = None,
+    scifact_limit: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Only the first N SciFact abstracts.")
+    ] = None,
     no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
 ) -> None:
-    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run)."""
+    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run).
+
+    Example: byline bench --quick --data ../shared/data --out reports/bench
+    """
     from evals.bench import BenchError, Options, run_bench
 
     scifact = scifact or data / "beir-scifact" / "corpus.jsonl"

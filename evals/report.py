@@ -7,14 +7,12 @@ same model; otherwise they are reported, with a note saying why they were not co
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from bot.cli.common import atomic_write
+from evals.chart import render_chart
 from evals.runner import JUDGED_RATES, EvalResult, JudgeSummary
 from evals.scoring import LOWER_IS_BETTER
 
@@ -116,21 +114,6 @@ def gate(result: EvalResult, baseline: Baseline, tolerance: float) -> list[Compa
     return comparisons + compare_with_baseline(current, before, tolerance)
 
 
-@contextmanager
-def atomic_write(path: Path) -> Iterator[IO[str]]:
-    """Write to a temporary file beside `path` and move it into place, so no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            yield handle
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, result: EvalResult) -> None:
     with atomic_write(path) as out:
         json.dump(result.to_json(), out, indent=2, ensure_ascii=False)
@@ -155,46 +138,6 @@ def _cell(text: str, limit: int = 160) -> str:
     return text.replace("|", "\\|")
 
 
-def write_chart(path: Path, result: EvalResult, baseline: dict[str, float] | None) -> None:
-    """A horizontal bar per quality metric (0-1), with the baseline's value as a tick when there is one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [(n, v) for n, v in result.metrics.items() if gated(n) and v is not None]
-    names = [n for n, _ in shown][::-1]
-    values = [v for _, v in shown][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2))
-    ax.barh(names, values, color="#4c72b0")
-    if baseline:
-        marked = [(i, baseline[n]) for i, n in enumerate(names) if n in baseline]
-        ax.scatter([b for _, b in marked], [i for i, _ in marked], marker="|", s=200, color="black", label="baseline")
-        ax.legend(loc="lower right", fontsize=8)
-    for i, value in enumerate(values):
-        inside = value > 0.85  # no room to the right of a long bar: write the figure on it
-        x = value - 0.01 if inside else value + 0.01
-        ax.text(
-            x,
-            i,
-            f"{value:.3f}",
-            va="center",
-            ha="right" if inside else "left",
-            fontsize=8,
-            color="white" if inside else "black",
-        )
-    ax.set_xlim(0, 1)
-    ax.set_title(str(result.config.get("set", "eval")), fontsize=10)
-    ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(temporary, dpi=120)
-    finally:
-        plt.close(fig)
-    temporary.replace(path)
-
-
 def write_report(
     directory: Path,
     result: EvalResult,
@@ -204,7 +147,9 @@ def write_report(
     """DIR/report.md with the metrics, a chart (DIR/metrics.png), the judge's figures and the per-question misses."""
     directory.mkdir(parents=True, exist_ok=True)
     baseline = saved.metrics if saved else None
-    write_chart(directory / "metrics.png", result, baseline)
+    regressed = {c.name for c in comparisons or [] if c.regressed}
+    with atomic_write(directory / "metrics.png", binary=True) as chart:
+        chart.write(render_chart(result, baseline, regressed))
     config = result.config
     lines = [f"# Byline eval: {config.get('set', '')}", ""]
     if result.interrupted:

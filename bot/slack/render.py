@@ -141,9 +141,9 @@ def shorten(text: str, limit: int) -> str:
 
 
 def source_line(citation: Citation, quote_chars: int = QUOTE_CHARS) -> str:
-    """`[n] <url|title> · outlet · date` and, on the next line, a short quote."""
+    """`[n] <link|title> · outlet · date` and, on the next line, a short quote; the link scrolls to the quote."""
     title = shorten(citation.title or "(untitled)", TITLE_CHARS)
-    head = link(citation.url, title) if citation.url else f"*{escape(title)}*"
+    head = link(citation.link or citation.url, title) if citation.url else f"*{escape(title)}*"
     details = [f"*[{citation.n}]* {head}"]
     if citation.source:
         details.append(escape(citation.source))
