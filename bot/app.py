@@ -5,16 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.models import Answer, Passage, SearchFilters, Turn
-from bot.retriever import BylineRetriever
 from bot.settings import Settings
 from ingest.catalog import Catalog
 from ingest.embedding import Embedder
 from ingest.loaders import LoadResult, load_sources
 from ingest.pipeline import IngestReport, Progress, ingest_articles
 from ingest.store import Store
+
+if TYPE_CHECKING:
+    from bot.retriever import BylineRetriever  # its langchain_core imports are slow, and ingest needs none
 
 
 class EmptyIndexError(RuntimeError):
@@ -51,6 +53,8 @@ class Byline:
 
     @cached_property
     def retriever(self) -> BylineRetriever:
+        from bot.retriever import BylineRetriever
+
         return BylineRetriever(store=self.store, embedder=self.embedder, settings=self.settings.retrieval)
 
     @cached_property
