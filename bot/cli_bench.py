@@ -31,9 +31,12 @@ def bench(
     ] = None,
     queries: Annotated[int | None, typer.Option(min=1, help="Questions per latency measurement.")] = None,
     scifact_limit: Annotated[int | None, typer.Option(min=1, help="Only the first N SciFact abstracts.")] = None,
+    pairs: Annotated[
+        int | None, typer.Option(min=1, help="Ingests of each corpus per pipeline, alternating (default 3; quick 1).")
+    ] = None,
     no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
 ) -> None:
-    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run)."""
+    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, alternating)."""
     from evals.bench import BenchError, Options, run_bench
 
     for path in (scifact, scifact.parent / "queries.jsonl", wikinews):
@@ -47,6 +50,8 @@ def bench(
         options.queries = queries
     if scifact_limit:
         options.scifact_limit = scifact_limit
+    if pairs:
+        options.pairs = pairs
     options.skip_tutorial = no_tutorial
     out.mkdir(parents=True, exist_ok=True)
     try:
