@@ -389,7 +389,7 @@ Say = Callable[[str], None]
 
 def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
     from bot.settings import Settings
-    from ingest.embedding import resolve_model
+    from ingest.embedding import Embedder, resolve_model
 
     out = options.out
     data, homes = out / "data", out / "homes"
@@ -400,7 +400,7 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         "machine": machine_facts(),
         "settings": {
             "backend": defaults.embedding.backend,
-            "precision": defaults.embedding.precision,
+            "precision": Embedder(defaults.embedding).precision,  # what "auto" stands for
             "quick": options.quick,
         },
     }
