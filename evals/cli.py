@@ -324,9 +324,13 @@ def bench(
     scifact_limit: Annotated[
         int | None, typer.Option(metavar="N", min=1, help="Only the first N SciFact abstracts.")
     ] = None,
+    pairs: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Ingests of each corpus per pipeline, alternating (default 3; quick 1)."),
+    ] = None,
     no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
 ) -> None:
-    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run).
+    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, alternating).
 
     Example: byline bench --quick --data ../shared/data --out reports/bench
     """
@@ -344,6 +348,8 @@ def bench(
         options.queries = queries
     if scifact_limit:
         options.scifact_limit = scifact_limit
+    if pairs:
+        options.pairs = pairs
     options.skip_tutorial = no_tutorial
     out.mkdir(parents=True, exist_ok=True)
     try:
