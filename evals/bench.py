@@ -168,7 +168,7 @@ def tutorial_ingest(corpus: Path, home: Path, questions: list[str]) -> dict[str,
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from ingest.embedding import resolve_model
+    from ingest.model_files import resolve_model
 
     embed_seconds = 0.0
 
@@ -389,7 +389,8 @@ Say = Callable[[str], None]
 
 def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
     from bot.settings import Settings
-    from ingest.embedding import Embedder, resolve_model
+    from ingest.embedding import Embedder
+    from ingest.model_files import resolve_model
 
     out = options.out
     data, homes = out / "data", out / "homes"

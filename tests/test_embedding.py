@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 
 from ingest.config import EmbeddingSettings
-from ingest.embedding import (
-    INT8_VERSION,
-    Embedder,
-    EmbeddingError,
-    calibration_texts,
-    export_dir,
-    length_batches,
-    read_layout,
-)
+from ingest.embedding import Embedder, length_batches
+from ingest.model_files import INT8_VERSION, EmbeddingError, calibration_texts, export_dir, read_layout
 
 pytestmark = pytest.mark.slow
 
