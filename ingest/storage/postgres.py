@@ -344,16 +344,19 @@ class PostgresCatalog(PostgresImport, Catalog):
 
     def chunk_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
         rows = self._read(
-            lambda conn: conn.execute(
-                """SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url, a.path,
-                          a.source, a.author, a.published_at
-                   FROM chunks c JOIN articles a ON a.id = c.article_id
-                   JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
-                   WHERE c.id = ANY(%s) AND c.collection = %s AND i.hash = a.hash""",
-                (list(chunk_ids), collection),
-            ).fetchall()
+            lambda conn: conn.execute(_CURRENT_CHUNKS + " AND c.id = ANY(%s)", (collection, list(chunk_ids))).fetchall()
         )
         return {row[0]: ChunkRow(*row) for row in rows}
+
+    def article_chunks(self, collection: str, article_ids: Sequence[str]) -> list[ChunkRow]:
+        rows = self._read(
+            lambda conn: conn.execute(
+                _CURRENT_CHUNKS + " AND c.article_id = ANY(%s)", (collection, list(article_ids))
+            ).fetchall()
+        )
+        order = {article_id: i for i, article_id in enumerate(article_ids)}
+        found = [ChunkRow(*row) for row in rows]
+        return sorted(found, key=lambda row: (order[row.article_id], row.start, row.end))
 
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         return self._read(lambda conn: postgres_lexical.lexical_search(conn, collection, query), "search")
@@ -401,6 +404,13 @@ class PostgresCatalog(PostgresImport, Catalog):
     def applied_migrations(self) -> list[str]:
         return [row[0] for row in self.fetch("SELECT name FROM migrations ORDER BY name")]
 
+
+# Current chunks (of the version the collection's vectors hold) as ChunkRows; the caller adds a condition.
+_CURRENT_CHUNKS = """SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url, a.path,
+                            a.source, a.author, a.published_at, c.instruction_like::boolean
+                     FROM chunks c JOIN articles a ON a.id = c.article_id
+                     JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
+                     WHERE c.collection = %s AND i.hash = a.hash"""
 
 # Every connection: autocommit (a read is one statement), no JIT (compiling, for costs estimated from guessed row
 # counts of unnested arrays, took longer than the queries).
