@@ -24,11 +24,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from evals.bench_catalog import catalog_env, catalog_settings
+from evals.bench_peak import encoder_flops
+from evals.bench_summary import figure, ratio_line, write_chart, write_summary
 
 TUTORIAL_CHUNK_SIZE = 1000
 TUTORIAL_CHUNK_OVERLAP = 200
@@ -215,77 +216,6 @@ def tutorial_ingest(corpus: Path, home: Path, questions: list[str]) -> dict[str,
     }
 
 
-# -- the machine's limit (child process) ---------------------------------------------------------------
-
-
-PEAK_SIZE = 2048
-
-
-def best_seconds(step: Callable[[], object], repeats: int = 5) -> float:
-    step()  # warm-up: kernels chosen, memory touched
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def matmul_peak(threads: int) -> dict[str, float]:
-    """Best GFLOP/s of square matrix multiplies on all cores: fp32 and bf16 by torch (oneDNN), int8 by OpenVINO
-    (u8 activations x s8 weights, the kernels Byline's int8 model runs on): the embedding step's roofs."""
-    import torch
-
-    torch.set_num_threads(threads)
-    flops = 2 * PEAK_SIZE**3
-    result = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a = torch.randn(PEAK_SIZE, PEAK_SIZE, dtype=dtype)
-        result[f"{name}_gflops"] = flops / best_seconds(partial(torch.matmul, a, a.T.contiguous())) / 1e9
-    result["int8_gflops"] = flops / best_seconds(int8_matmul(threads)) / 1e9
-    return result
-
-
-def int8_matmul(threads: int) -> Callable[[], object]:
-    """One int8 matrix multiply as OpenVINO runs a quantised layer: activations quantised to u8 on the way in
-    (FakeQuantize), weights stored as s8 and scaled; the compiled layer runs in u8 (checked)."""
-    import numpy as np
-    import openvino as ov
-    import openvino.opset13 as ops
-
-    rng = np.random.default_rng(0)
-    x = ops.parameter([PEAK_SIZE, PEAK_SIZE], np.float32)
-
-    def scalar(v: float) -> Any:
-        return ops.constant(np.float32(v))
-
-    quantised = ops.fake_quantize(x, scalar(-4), scalar(4), scalar(-4), scalar(4), 256)
-    weights = rng.integers(-127, 128, (PEAK_SIZE, PEAK_SIZE), dtype=np.int8)
-    scaled = ops.multiply(ops.convert(ops.constant(weights), np.float32), scalar(0.01))
-    model = ov.Model([ops.matmul(quantised, scaled, False, True)], [x])
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-    compiled = ov.Core().compile_model(model, "CPU", config)
-    precisions = {
-        op.get_rt_info()["runtimePrecision"].astype(str)
-        for op in compiled.get_runtime_model().get_ordered_ops()
-        if op.get_rt_info()["layerType"].astype(str) in ("FullyConnected", "MatMul")
-    }
-    if precisions != {"u8"}:
-        raise BenchError(f"the int8 matrix multiply ran in {precisions}, not u8")
-    request = compiled.create_infer_request()
-    a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE), dtype=np.float32)
-    return lambda: request.infer({0: a})
-
-
-def encoder_flops(model_path: str, tokens: int, sequences: int) -> float:
-    """Forward FLOPs of a BERT-style encoder over `sequences` of mean length tokens/sequences."""
-    config = json.loads((Path(model_path) / "config.json").read_text())
-    layers, d, ffn = config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]
-    n = tokens / max(1, sequences)
-    per_sequence = layers * (2 * n * (4 * d * d + 2 * d * ffn) + 4 * n * n * d)
-    return float(per_sequence * sequences)
-
-
 # -- Byline side ---------------------------------------------------------------------------------------
 
 
@@ -393,12 +323,9 @@ Say = Callable[[str], None]
 def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
     from bot.settings import Settings
     from ingest.embedding import Embedder
-    from ingest.model_files import resolve_model
 
     out = options.out
-    data, homes = out / "data", out / "homes"
-    data.mkdir(parents=True, exist_ok=True)
-    model_path = resolve_model("all-MiniLM-L6-v2")
+    (out / "data").mkdir(parents=True, exist_ok=True)
     defaults = Settings(home=out)
     results: dict[str, Any] = {
         "machine": machine_facts(),
@@ -407,17 +334,39 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
             "precision": Embedder(defaults.embedding).precision,  # what "auto" stands for
             "quick": options.quick,
             "catalog": "postgresql" if options.catalog else "sqlite",
+            "scale_chunk_tokens": SCALE_CHUNK_TOKENS,
         },
     }
-
     say("matrix-multiply peaks ...")
     results["peak"] = peak = python_child("peak", str(os.cpu_count() or 1)).result
     say(
-        f"  fp32 {_f(peak['fp32_gflops'], 0)}, bf16 {_f(peak['bf16_gflops'], 0)}, "
-        f"int8 {_f(peak['int8_gflops'], 0)} GFLOP/s"
+        f"  fp32 {figure(peak['fp32_gflops'], 0)}, bf16 {figure(peak['bf16_gflops'], 0)}, "
+        f"int8 {figure(peak['int8_gflops'], 0)} GFLOP/s"
     )
+    results["startup_s"] = bench_startup(options, say)
+    questions = scifact_questions(options.scifact.parent / "queries.jsonl", options.queries)
+    data = out / "data"
+    for name, corpus in (
+        ("scifact", scifact_articles(options.scifact, options.scifact_limit, data / "scifact-articles.jsonl")),
+        ("wikinews", write_jsonl(data / "wikinews.jsonl", read_jsonl(options.wikinews, options.wikinews_limit))),
+    ):
+        asks = questions if name == "scifact" else [r["title"] for r in read_jsonl(corpus, options.queries)]
+        results[name] = bench_corpus(options, name, corpus, asks, say)
+        save(results, out)
+    results["scale"] = []
+    for size in options.scale:
+        say(f"scale: {size} chunks ...")
+        results["scale"].append(bench_scale_point(options, size))
+        save(results, out)
+    write_summary(results, out / "summary.md")
+    write_chart(results, out / "bench.png")
+    return results
 
-    tiny = write_jsonl(data / "one-article.jsonl", read_jsonl(options.wikinews, 1))
+
+def bench_startup(options: Options, say: Say) -> dict[str, Any]:
+    """Wall time of a one-article ingest, start-up included, for each pipeline."""
+    homes = options.out / "homes"
+    tiny = write_jsonl(options.out / "data" / "one-article.jsonl", read_jsonl(options.wikinews, 1))
     say("start-up (one-article ingest) ...")
     startup: dict[str, list[float]] = {"byline": [], "tutorial": []}
     for _ in range(options.pairs):
@@ -426,61 +375,55 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         if not options.skip_tutorial:
             home = fresh(homes / "startup-tutorial")
             startup["tutorial"].append(python_child("tutorial", str(tiny), str(home), "[]").wall_s)
-    results["startup_s"] = {who: spread(walls) for who, walls in startup.items() if walls}
+    return {who: spread(walls) for who, walls in startup.items() if walls}
 
-    questions = scifact_questions(options.scifact.parent / "queries.jsonl", options.queries)
-    for name, corpus in (
-        ("scifact", scifact_articles(options.scifact, options.scifact_limit, data / "scifact-articles.jsonl")),
-        ("wikinews", write_jsonl(data / "wikinews.jsonl", read_jsonl(options.wikinews, options.wikinews_limit))),
-    ):
-        asks = questions if name == "scifact" else [r["title"] for r in read_jsonl(corpus, options.queries)]
-        runs: dict[str, list[dict[str, Any]]] = {"byline": [], "tutorial": []}
-        for pair in range(1, options.pairs + 1):
-            say(f"{name}: Byline ingest ({pair}/{options.pairs}) ...")
-            home = fresh(homes / f"{name}-byline")
-            run = byline_ingest(corpus, home, catalog_env(options.catalog, home, fresh=True))
-            runs["byline"].append(ingest_figures(run, model_path))
-            if options.skip_tutorial:
-                continue
-            say(f"{name}: tutorial pipeline ({pair}/{options.pairs}) ...")
-            home = fresh(homes / f"{name}-tutorial")
-            run = python_child("tutorial", str(corpus), str(home), json.dumps(asks))
-            runs["tutorial"].append(
-                ingest_figures(run, model_path)
-                | {"query": {"retrieve_ms": run.result["query_ms"]}, "startup_in_process_s": run.result["startup_s"]}
-            )
-            wall = runs["byline"][-1]["wall_s"] / runs["tutorial"][-1]["wall_s"]
-            say(f"  Byline / tutorial wall time: {wall:.3f}")
-        side: dict[str, Any] = {who: median_run(r) for who, r in runs.items() if r}
-        side["runs"] = runs
-        # Queries against the index the last Byline ingest left (each ingest built the same index).
-        home = homes / f"{name}-byline"
-        side["byline"]["query"] = warm_queries(home, asks, catalog_settings(options.catalog, home))
-        side["byline"]["cold_ask"] = cold_ask(home, asks[0], options.cold_runs, catalog_env(options.catalog, home))
-        if runs["tutorial"]:
-            side["ratio"] = ratio = pair_ratios(runs["byline"], runs["tutorial"])
-            say(f"{name}: {ratio_line(ratio['wall_s'])}")
-        results[name] = side
-        save(results, out)
 
-    scale_env = {"BYLINE_CHUNK_MAX_TOKENS": str(SCALE_CHUNK_TOKENS)}
-    results["scale"] = []
-    for size in options.scale:
-        say(f"scale: {size} chunks ...")
-        corpus = synthesise(options.wikinews, size, SCALE_CHUNK_TOKENS, data / f"scale-{size}.jsonl")
-        home = homes / f"scale-{size}"
-        point = ingest_figures(
-            byline_ingest(corpus, home, scale_env | catalog_env(options.catalog, home, fresh=True)), model_path
+def bench_corpus(options: Options, name: str, corpus: Path, asks: list[str], say: Say) -> dict[str, Any]:
+    """Ingests of one corpus by both pipelines in alternating pairs, then Byline's queries on its index."""
+    from ingest.model_files import resolve_model
+
+    model_path = resolve_model("all-MiniLM-L6-v2")
+    homes = options.out / "homes"
+    runs: dict[str, list[dict[str, Any]]] = {"byline": [], "tutorial": []}
+    for pair in range(1, options.pairs + 1):
+        say(f"{name}: Byline ingest ({pair}/{options.pairs}) ...")
+        home = fresh(homes / f"{name}-byline")
+        run = byline_ingest(corpus, home, catalog_env(options.catalog, home, fresh=True))
+        runs["byline"].append(ingest_figures(run, model_path))
+        if options.skip_tutorial:
+            continue
+        say(f"{name}: tutorial pipeline ({pair}/{options.pairs}) ...")
+        home = fresh(homes / f"{name}-tutorial")
+        run = python_child("tutorial", str(corpus), str(home), json.dumps(asks))
+        runs["tutorial"].append(
+            ingest_figures(run, model_path)
+            | {"query": {"retrieve_ms": run.result["query_ms"]}, "startup_in_process_s": run.result["startup_s"]}
         )
-        titles = [r["title"].rsplit(" (", 1)[0] for r in read_jsonl(options.wikinews, options.queries)]
-        overrides = {"chunk": {"max_tokens": SCALE_CHUNK_TOKENS}, **catalog_settings(options.catalog, home)}
-        point["query"] = warm_queries(home, titles, overrides)
-        results["scale"].append(point)
-        save(results, out)
+        say(f"  Byline / tutorial wall time: {runs['byline'][-1]['wall_s'] / runs['tutorial'][-1]['wall_s']:.3f}")
+    side: dict[str, Any] = {who: median_run(r) for who, r in runs.items() if r}
+    side["runs"] = runs
+    # Queries against the index the last Byline ingest left (each ingest built the same index).
+    home = homes / f"{name}-byline"
+    side["byline"]["query"] = warm_queries(home, asks, catalog_settings(options.catalog, home))
+    side["byline"]["cold_ask"] = cold_ask(home, asks[0], options.cold_runs, catalog_env(options.catalog, home))
+    if runs["tutorial"]:
+        side["ratio"] = ratio = pair_ratios(runs["byline"], runs["tutorial"])
+        say(f"{name}: {ratio_line(ratio['wall_s'])}")
+    return side
 
-    write_summary(results, out / "summary.md")
-    write_chart(results, out / "bench.png")
-    return results
+
+def bench_scale_point(options: Options, size: int) -> dict[str, Any]:
+    """Ingest and warm query figures on a synthetic corpus of `size` chunks."""
+    from ingest.model_files import resolve_model
+
+    corpus = synthesise(options.wikinews, size, SCALE_CHUNK_TOKENS, options.out / "data" / f"scale-{size}.jsonl")
+    home = options.out / "homes" / f"scale-{size}"
+    env = {"BYLINE_CHUNK_MAX_TOKENS": str(SCALE_CHUNK_TOKENS)} | catalog_env(options.catalog, home, fresh=True)
+    point = ingest_figures(byline_ingest(corpus, home, env), resolve_model("all-MiniLM-L6-v2"))
+    titles = [r["title"].rsplit(" (", 1)[0] for r in read_jsonl(options.wikinews, options.queries)]
+    overrides = {"chunk": {"max_tokens": SCALE_CHUNK_TOKENS}, **catalog_settings(options.catalog, home)}
+    point["query"] = warm_queries(home, titles, overrides)
+    return point
 
 
 def save(results: dict[str, Any], out: Path) -> None:
@@ -505,132 +448,6 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-# -- report --------------------------------------------------------------------------------------------
-
-
-def _f(value: Any, digits: int = 1) -> str:
-    return f"{value:,.{digits}f}" if isinstance(value, int | float) else "-"
-
-
-def ratio_line(wall: dict[str, Any]) -> str:
-    pairs = len(wall["pairs"])
-    return (
-        f"Byline / tutorial wall time {wall['median']:.3f} median of {pairs} alternating pair{'s' * (pairs > 1)} "
-        f"(min {wall['min']:.3f}, max {wall['max']:.3f}): {1 / wall['median']:.2f}x faster"
-    )
-
-
-PIPELINES = ("byline", "tutorial")
-
-
-def write_summary(results: dict[str, Any], path: Path) -> None:
-    peak = results["peak"]
-    pairs = max(len(results[name].get("runs", {}).get("byline", [])) for name in ("scifact", "wikinews"))
-    lines = [
-        "# Byline benchmark",
-        "",
-        f"Machine: {results['machine']['cores']} cores, load average {results['machine']['load_average_at_start']:.1f}"
-        f" at start; matrix-multiply peaks {_f(peak['fp32_gflops'], 0)} GFLOP/s fp32, "
-        f"{_f(peak['bf16_gflops'], 0)} bf16, {_f(peak['int8_gflops'], 0)} int8.",
-        f"Byline embedding backend: {results['settings']['backend']} ({results['settings']['precision']}); "
-        f"catalog: {results['settings'].get('catalog', 'sqlite')}.",
-        "",
-        f"## Ingest (whole command, start-up included, each in its own process; {pairs} run(s) of each, alternating;"
-        " the run with the median wall time shown)",
-        "",
-        "| corpus | pipeline | articles | chunks | wall s | CPU s | articles/s | chunks/s | tokens/s |"
-        " peak RSS MB | embed GFLOP/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name in ("scifact", "wikinews"):
-        for who in PIPELINES:
-            if (row := results[name].get(who)) is None:
-                continue
-            lines.append(
-                f"| {name} | {who} | {row['articles']} | {row['chunks']} | {_f(row['wall_s'])} | {_f(row['cpu_s'])} |"
-                f" {_f(row['articles_per_s'])} | {_f(row['chunks_per_s'])} | {_f(row['tokens_per_s'], 0)} |"
-                f" {_f(row['peak_rss_mb'], 0)} | {_f(row.get('embed_gflops'))} |"
-            )
-    lines.append("")
-    for name in ("scifact", "wikinews"):
-        if ratio := results[name].get("ratio"):
-            cpu, rss = ratio["cpu_s"], ratio["peak_rss_mb"]
-            lines.append(
-                f"- {name}: {ratio_line(ratio['wall_s'])}; CPU time {cpu['median']:.3f} "
-                f"(min {cpu['min']:.3f}, max {cpu['max']:.3f}); peak RSS {rss['median']:.2f}."
-            )
-        if gflops := results[name]["byline"].get("embed_gflops"):
-            lines.append(
-                f"- {name}: Byline's embedding step ran at {gflops:,.0f} GFLOP/s, "
-                f"{gflops / peak['int8_gflops']:.0%} of the int8 peak, {gflops / peak['bf16_gflops']:.0%} of bf16."
-            )
-    startup = results["startup_s"]
-    lines += [
-        "- Start-up (one-article ingest, median): "
-        + ", ".join(f"{who} {startup[who]['median']:.2f} s" for who in PIPELINES if who in startup)
-        + ".",
-        "",
-        "## Queries (warm, in-process; ms)",
-        "",
-        "| index | pipeline | chunks | retrieve p50 | retrieve p95 | retrieve+answer p50 | retrieve+answer p95 |"
-        " cold `byline ask` s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name in ("scifact", "wikinews"):
-        for who in PIPELINES:
-            if (row := results[name].get(who)) is None:
-                continue
-            q = row["query"]
-            ask = q.get("ask_ms", {})
-            cold = row.get("cold_ask", {}).get("wall_s")
-            lines.append(
-                f"| {name} | {who} | {row['chunks']} | {_f(q['retrieve_ms']['p50'])} | {_f(q['retrieve_ms']['p95'])} |"
-                f" {_f(ask.get('p50'))} | {_f(ask.get('p95'))} | {_f(cold, 2)} |"
-            )
-    lines += [
-        "",
-        f"## Scale (synthetic Wikinews recombinations, {SCALE_CHUNK_TOKENS}-token chunks)",
-        "",
-        "| chunks | articles | ingest wall s | CPU s | chunks/s | peak RSS MB | retrieve p50 | retrieve p95 |"
-        " retrieve+answer p50 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for point in results["scale"]:
-        q = point["query"]
-        lines.append(
-            f"| {point['chunks']} | {point['articles']} | {_f(point['wall_s'])} | {_f(point['cpu_s'])} |"
-            f" {_f(point['chunks_per_s'])} | {_f(point['peak_rss_mb'], 0)} | {_f(q['retrieve_ms']['p50'])} |"
-            f" {_f(q['retrieve_ms']['p95'])} | {_f(q['ask_ms']['p50'])} |"
-        )
-    lines += ["", "![scale curves](bench.png)", ""]
-    path.write_text("\n".join(lines))
-
-
-def write_chart(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = results["scale"]
-    chunks = [p["chunks"] for p in points]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    left.plot(chunks, [p["wall_s"] for p in points], "o-", label="ingest wall s")
-    left.plot(chunks, [p["cpu_s"] for p in points], "s--", label="ingest CPU s")
-    if chunks and points[0]["wall_s"]:
-        left.plot(chunks, [points[0]["wall_s"] * c / chunks[0] for c in chunks], ":", color="grey", label="linear")
-    left.set(xscale="log", yscale="log", xlabel="chunks", ylabel="seconds", title="Ingest")
-    left.legend()
-    for key, label in (("retrieve_ms", "retrieve"), ("ask_ms", "retrieve + answer")):
-        right.plot(chunks, [p["query"][key]["p50"] for p in points], "o-", label=f"{label} p50")
-        right.plot(chunks, [p["query"][key]["p95"] for p in points], "x:", label=f"{label} p95")
-    right.set(xscale="log", xlabel="chunks in the index", ylabel="ms (warm)", title="Query latency")
-    right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # -- child entry point ---------------------------------------------------------------------------------
 
 
@@ -640,6 +457,8 @@ def _child(argv: list[str]) -> None:
         corpus, home, questions = Path(args[0]), Path(args[1]), json.loads(args[2])
         result: dict[str, Any] = tutorial_ingest(corpus, home, questions)
     elif role == "peak":
+        from evals.bench_peak import matmul_peak
+
         result = matmul_peak(int(args[0]))
     else:
         raise SystemExit(f"unknown role {role!r}")
