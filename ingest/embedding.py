@@ -30,6 +30,7 @@ from ingest.model_files import (
     default_cache_dir,
     export_dir,
     export_onnx,
+    openvino_core,
     quantize_int8,
     quantize_openvino_int8,
     quiet_hub,
@@ -74,9 +75,7 @@ class OpenVinoGraph:
     an answer's sentences), one running several requests at once for bulk work (ingest), ~14% more tokens/s."""
 
     def __init__(self, path: Path, threads: int, precision: str, cache: Path) -> None:
-        import openvino as ov
-
-        self.core = ov.Core()
+        self.core = openvino_core()
         self.path = path
         self.config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads,

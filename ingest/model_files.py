@@ -5,6 +5,7 @@ quantising that to int8 (NNCF for OpenVINO, weights-only for ONNX Runtime), each
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -148,6 +149,19 @@ def calibration_texts() -> list[str]:
         return [json.loads(line)["text"] for line in handle if line.strip()]
 
 
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one OpenVINO Core, kept for the process's lifetime.
+
+    OpenVINO's CPU plugin installs an alternate signal stack when a Core first compiles and frees it when that
+    Core goes, restoring the one it replaced; two Cores dropped in the order they were made leave the thread
+    pointing at freed memory, and the next signal (Ctrl-C, SIGTERM) then kills the process with SIGSEGV.
+    """
+    import openvino as ov
+
+    return ov.Core()
+
+
 def quantize_openvino_int8(source: Path, target: Path, tokenizer: Tokenizer) -> None:
     """Static int8 (weights and activations) by NNCF post-training quantisation, written as an OpenVINO model
     folder. The products of two activations (attention scores) stay in float: quantising them cost most of the
@@ -160,7 +174,7 @@ def quantize_openvino_int8(source: Path, target: Path, tokenizer: Tokenizer) -> 
     import nncf
     import openvino as ov
 
-    model = ov.Core().read_model(source)
+    model = openvino_core().read_model(source)
     samples = []
     for encoding in tokenizer.encode_batch(calibration_texts()):
         ids = np.array([encoding.ids], dtype=np.int64)

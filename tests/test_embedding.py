@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +133,40 @@ def test_int8_vectors_agree_with_fp32_on_news_text(cache_dir: Path) -> None:
     }
     cosines = (vectors["fp32"] * vectors["int8"]).sum(axis=1)
     assert cosines.min() >= 0.98 and cosines.mean() >= 0.99
+
+
+CTRL_C_AFTER_TWO_EMBEDDERS = """
+import gc, os, signal, sys
+from pathlib import Path
+from ingest.config import EmbeddingSettings
+from ingest.embedding import Embedder
+
+settings = EmbeddingSettings(backend="openvino", precision="fp32", cache_dir=Path(sys.argv[1]))
+first = Embedder(settings)
+first.embed(["one"])
+second = Embedder(settings)
+second.embed(["two"])
+del first  # dropped in the order they were made
+gc.collect()
+del second
+gc.collect()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+except KeyboardInterrupt:
+    print("interrupted cleanly")
+"""
+
+
+def test_ctrl_c_after_two_openvino_embedders_are_dropped_interrupts_cleanly(cache_dir: Path) -> None:
+    """OpenVINO's CPU plugin swaps the thread's alternate signal stack per Core; a signal after two Cores went in
+    creation order used to land on freed memory and kill the process with SIGSEGV."""
+    run = subprocess.run(
+        [sys.executable, "-c", CTRL_C_AFTER_TWO_EMBEDDERS, str(cache_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert "interrupted cleanly" in run.stdout
