@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    catalog = typer.Typer(help="The catalog: articles, chunks, BM25 index and feature state.", no_args_is_help=True)
+    catalog = typer.Typer(
+        help="The catalog: articles, chunks, BM25 index and feature state.\n\n"
+        "Example: byline catalog copy --to postgresql://byline:PASSWORD@db-host:5432/byline",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
     catalog.command("copy")(copy)
     app.add_typer(catalog, name="catalog")
 
@@ -36,7 +41,10 @@ def copy(
     ctx: typer.Context,
     to: Annotated[str, typer.Option("--to", help="PostgreSQL URL of an empty catalog: postgresql://user:pw@host/db")],
 ) -> None:
-    """Copy this home's SQLite catalog (articles, chunks, feeds, Slack state) into PostgreSQL, and check it."""
+    """Copy this home's SQLite catalog (articles, chunks, feeds, Slack state) into PostgreSQL, and check it.
+
+    Example: byline catalog copy --to postgresql://byline:PASSWORD@db-host:5432/byline
+    """
     from ingest.storage.copy import copy_catalog
     from ingest.storage.postgres import PostgresCatalog
     from ingest.storage.sqlite import SQLiteCatalog
