@@ -140,6 +140,30 @@ def test_what_the_question_already_names_is_not_its_answer() -> None:
     found = spans("person", "Paweł Adamowicz was stabbed by Stefan W.", "Who stabbed the mayor Adamowicz?")
     assert [text for text, _ in found] == ["Stefan W"]
     assert spans("date", "The 2019 prize went to him.", "Who won the 2019 prize?") == []
+    # A possessive in the question names the same man.
+    assert (
+        spans("person", "Volodoymyr Zhukovskyy, 23, pleaded not guilty.", "Which lawyer entered Zhukovskyy's plea?")
+        == []
+    )
+    # A name that calls itself the kind asked for is the answer even when it shares a word with the question.
+    found = spans(
+        "organisation",
+        "They asked for donations to the Imus Ranch Foundation.",
+        "Which foundation did the Imus family name?",
+    )
+    assert found == [("Imus Ranch Foundation", 1.0)]
+
+
+def test_a_name_runs_past_initials_and_a_quotation_opens_like_a_sentence() -> None:
+    assert ("John R. Bolton", 1.0) in spans(
+        "person", "He asked for national security advisor John R. Bolton's resignation."
+    )
+    quoted = [text for text, _ in spans("person", 'Jill Tolles said: "Before I ran for office I did look."')]
+    assert quoted == ["Jill Tolles"]
+
+
+def test_the_noun_after_who_is_names_the_person_asked_for() -> None:
+    assert analyse("Who is the artist behind the gold toilet?").kind_words == {"artist"}
 
 
 # -- answers over real articles ------------------------------------------------------------------------------

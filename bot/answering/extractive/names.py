@@ -139,13 +139,16 @@ def _runs(sentence: str, lowered: frozenset[str]) -> list[Run]:
         while j < len(tokens):
             gap = sentence[tokens[j - 1][1] : tokens[j][0]]
             word = tokens[j][2]
-            if gap != " " or tokens[j - 1][2].endswith(("'s", "’s")):
+            initial = len(tokens[j - 1][2]) == 1 and tokens[j - 1][2].isupper() and gap == ". "  # "John R. Bolton"
+            if (gap != " " and not initial) or tokens[j - 1][2].endswith(("'s", "’s")):
                 break
             joins = word in _PARTICLES | _JOINERS and j + 1 < len(tokens) and _capitalised(tokens[j + 1][2])
             if not (_capitalised(word) or joins):
                 break
             j += 1
-        found = _split_run(sentence, tokens[i:j], lowered, at_start=i == 0)
+        # A quotation's first word is capitalised as a sentence's is: "Before I ran for office ..."
+        opens = i == 0 or sentence[: tokens[i][0]].rstrip().endswith(('"', "“"))
+        found = _split_run(sentence, tokens[i:j], lowered, at_start=opens)
         after_place = runs and runs[-1].locative and sentence[runs[-1].end : found[0].start] == ", " if found else False
         if found and after_place and len(found[0].words) == 1:
             found[0] = replace(found[0], locative=True)  # "in Stockholm, Sweden": the second is a place too
@@ -166,7 +169,7 @@ def _split_run(
         tokens, titled = tokens[1:], True
     while tokens and (tokens[0][2] in _JOINERS | {"The"} or tokens[-1][2] in _JOINERS | _PARTICLES):
         tokens = tokens[1:] if tokens[0][2] in _JOINERS | {"The"} else tokens[:-1]
-    if not tokens or all(t[2].lower().rstrip(".") in _CALENDAR for t in tokens):
+    if not tokens or all(t[2].lower().rstrip(".") in _CALENDAR for t in tokens) or [t[2] for t in tokens] == ["I"]:
         return []
     words = tuple(t[2] for t in tokens)
     whole = any(w.lower() in _ORGANISATION_WORDS | _PLACE_WORDS for w in words)

@@ -212,8 +212,16 @@ def find_spans(kind: str, sentence: str, question: str, lowered: frozenset[str] 
     if finder is not None and kind in ("person", "organisation", "place"):
         # A name sharing a word with a name in the question is its subject ("Paweł Adamowicz" for "the man held
         # over the Adamowicz stabbing"), not its answer.
-        named = {w for w in re.findall(r"[^\W\d_][\w'-]+", question) if w[0].isupper()}
-        spans = [s for s in spans if not named & set(re.findall(r"[^\W\d_][\w'-]+", s.text))]
+        # One that names itself as the kind asked for is its answer all the same ("the Imus Ranch Foundation" for
+        # "which foundation did the Imus family ...").
+        named = {_name_word(w) for w in re.findall(r"[^\W\d_][\w'’-]+", question) if w[0].isupper()}
+        asked_words = {w for w in re.findall(r"[^\W\d_][\w'’-]+", question) if w.islower()}
+        spans = [
+            s
+            for s in spans
+            if not named & {_name_word(w) for w in re.findall(r"[^\W\d_][\w'’-]+", s.text)}
+            or s.text.split()[-1].lower() in asked_words
+        ]
     return sorted(spans, key=lambda s: s.start)
 
 
@@ -246,6 +254,11 @@ def _date_fit(span: Span, focus: str) -> float:
     if _DAY_OF_MONTH.search(text):
         return 1.0
     return 0.8 if _WEEKDAY.search(text) else 0.4 if _YEAR_ONLY.fullmatch(text) else span.fit
+
+
+def _name_word(word: str) -> str:
+    """A word of a name, without a possessive: "Zhukovskyy's" is "Zhukovskyy"."""
+    return word.replace("’", "'").removesuffix("'s")
 
 
 def _folded(text: str) -> str:
