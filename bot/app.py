@@ -11,9 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from bot.answering.answerer import Answerer, StatusCallback, TextCallback
-from bot.chain import Question, build_chain
 from bot.models import Answer, Turn
-from bot.retrieval.retriever import BylineRetriever
 from bot.settings import Settings
 from ingest.chunking import ChunkPlan
 from ingest.documents import quiet_pdf_warnings
@@ -28,7 +26,11 @@ from ingest.storage.catalog import Catalog, Headline
 from ingest.storage.store import Store
 
 if TYPE_CHECKING:
+    # Imported when first used: their langchain_core imports are slow, and ingest needs neither.
     from langchain_core.runnables import Runnable
+
+    from bot.chain import Question
+    from bot.retrieval.retriever import BylineRetriever
 
 
 class EmptyIndexError(RuntimeError):
@@ -49,7 +51,7 @@ class Byline:
 
     @cached_property
     def store(self) -> Store:
-        from ingest.storage.sqlite import SQLiteCatalog
+        from ingest.storage.backends import open_catalog
 
         settings = self.settings
         window = self.embedder.max_tokens
@@ -57,7 +59,7 @@ class Byline:
             max_tokens=min(settings.chunk.max_tokens or window, window),
             overlap_sentences=settings.chunk.overlap_sentences,
         )
-        catalog = SQLiteCatalog(settings.home / "catalog.sqlite")
+        catalog = open_catalog(settings.store, settings.home)
         return Store(catalog, settings.store, home=settings.home, embedding_model=settings.embedding.model, plan=plan)
 
     @cached_property
@@ -71,6 +73,8 @@ class Byline:
 
     @cached_property
     def retriever(self) -> BylineRetriever:
+        from bot.retrieval.retriever import BylineRetriever
+
         return BylineRetriever(store=self.store, embedder=self.embedder, settings=self.settings.retrieval)
 
     @cached_property
@@ -90,6 +94,8 @@ class Byline:
     @cached_property
     def chain(self) -> Runnable[str | Question, Answer]:
         """Question answering as a LangChain Runnable (see `bot.chain`): what `ask` runs."""
+        from bot.chain import build_chain
+
         return build_chain(self.retriever, self.answerer)
 
     def ingest(self, sources: Sequence[str], progress: Progress | None = None) -> IngestReport:
@@ -152,7 +158,10 @@ class Byline:
         return self.store.recent_articles(n)
 
     def stats(self) -> dict[str, object]:
+        """What the index holds, and the backends it lives in with their health (each checked first: a backend
+        that does not answer is a one-line CatalogError or StoreError naming it)."""
+        backends = {"catalog": self.catalog.health(), "vectors": self.store.health()}
         stats = self.store.stats()
         stats["embedding_model"] = self.settings.embedding.model
         stats["home"] = str(self.settings.home)
-        return stats
+        return {**backends, **stats}

@@ -25,6 +25,7 @@ from bot.cli.common import fail, settings_from, user_errors
 from bot.cli.progress import ingest_display
 
 if TYPE_CHECKING:
+    from evals.datasets import EvalQuestion
     from evals.report import Baseline, Comparison
     from evals.runner import EvalResult, ProgressFn
 
@@ -91,31 +92,10 @@ def eval_command(
 
     Example: byline eval evals/data/seeds.jsonl --articles seeds/ --report reports/seeds
     """
-    from evals.datasets import DatasetError, check_beir_dir, load_questions
-    from evals.report import load_baseline
+    from evals.datasets import DatasetError
     from evals.session import EvalUsageError, make_judge, run_beir_set, run_question_set, store_settings
 
-    if (dataset is None) == (beir is None):
-        fail("give a question set (SET.jsonl) or --beir DIR, not both", EXIT_USAGE)
-    if beir is not None and (articles or use_store):
-        fail("--beir builds its own index from the corpus: drop --articles/--store", EXIT_USAGE)
-    if beir is not None and judge:
-        fail("--beir runs are retrieval-only, with no answers to judge: drop --judge", EXIT_USAGE)
-    if dataset is not None and bool(articles) == use_store:
-        fail("say which articles to ask: --articles FILE|DIR (throwaway store) or --store", EXIT_USAGE)
-    try:
-        saved = load_baseline(baseline) if baseline else None
-        questions = load_questions(dataset) if dataset else []
-        if beir is not None:
-            check_beir_dir(beir, split)
-    except (DatasetError, ValueError) as exc:
-        fail(str(exc), EXIT_USAGE)
-    if questions and limit:
-        questions = questions[:limit]
-    for path in articles or []:
-        if not path.exists():
-            fail(f"--articles {path}: no such file or directory", EXIT_USAGE)
-
+    saved, questions = _checked_inputs(dataset, beir, split, articles or [], use_store, judge, baseline, limit)
     settings = settings_from(ctx)
     started_at, started = datetime.now(UTC), time.perf_counter()
     with user_errors(), store_settings(settings, throwaway=not use_store) as run_settings:
@@ -154,6 +134,41 @@ def eval_command(
         }
     )
     _finish(result, saved, tolerance, json_out, predictions, report)
+
+
+def _checked_inputs(
+    dataset: Path | None,
+    beir: Path | None,
+    split: str,
+    articles: list[Path],
+    use_store: bool,
+    judge: bool | None,
+    baseline: Path | None,
+    limit: int | None,
+) -> tuple[Baseline | None, list[EvalQuestion]]:
+    """The saved baseline and the questions to ask, once the options are known to make sense (else exit 2)."""
+    from evals.datasets import DatasetError, check_beir_dir, load_questions
+    from evals.report import load_baseline
+
+    if (dataset is None) == (beir is None):
+        fail("give a question set (SET.jsonl) or --beir DIR, not both", EXIT_USAGE)
+    if beir is not None and (articles or use_store):
+        fail("--beir builds its own index from the corpus: drop --articles/--store", EXIT_USAGE)
+    if beir is not None and judge:
+        fail("--beir runs are retrieval-only, with no answers to judge: drop --judge", EXIT_USAGE)
+    if dataset is not None and bool(articles) == use_store:
+        fail("say which articles to ask: --articles FILE|DIR (throwaway store) or --store", EXIT_USAGE)
+    try:
+        saved = load_baseline(baseline) if baseline else None
+        questions = load_questions(dataset) if dataset else []
+        if beir is not None:
+            check_beir_dir(beir, split)
+    except (DatasetError, ValueError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    for path in articles:
+        if not path.exists():
+            fail(f"--articles {path}: no such file or directory", EXIT_USAGE)
+    return saved, questions[:limit] if limit else questions
 
 
 def _say(line: str) -> None:
@@ -324,9 +339,20 @@ def bench(
     scifact_limit: Annotated[
         int | None, typer.Option(metavar="N", min=1, help="Only the first N SciFact abstracts.")
     ] = None,
+    pairs: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Ingests of each corpus per pipeline, alternating (default 3; quick 1)."),
+    ] = None,
     no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL server (postgresql://user:pw@host/db) for the catalogs: each index gets a database "
+            "of its own there (default: SQLite under each index's home)."
+        ),
+    ] = None,
 ) -> None:
-    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run).
+    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, alternating).
 
     Example: byline bench --quick --data ../shared/data --out reports/bench
     """
@@ -344,7 +370,12 @@ def bench(
         options.queries = queries
     if scifact_limit:
         options.scifact_limit = scifact_limit
+    if pairs:
+        options.pairs = pairs
     options.skip_tutorial = no_tutorial
+    if catalog and not catalog.startswith(("postgresql://", "postgres://")):
+        fail("--catalog takes a postgresql:// URL", EXIT_USAGE)
+    options.catalog = catalog
     out.mkdir(parents=True, exist_ok=True)
     try:
         run_bench(options, say=lambda line: typer.echo(line, err=True))

@@ -61,7 +61,7 @@ def user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line on stderr instead of a traceback."""
     from bot.answering.llm import ConfigError
     from bot.app import EmptyIndexError
-    from ingest.embedding import EmbeddingError
+    from ingest.model_files import EmbeddingError
     from ingest.storage.catalog import CatalogError
     from ingest.storage.store import StoreError
 

@@ -19,8 +19,18 @@ from filelock import FileLock, Timeout
 from more_itertools import batched
 
 from ingest.clock import now_iso
-from ingest.models import Article, Chunk, normalise_url, source_key
-from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, Headline, LexicalQuery, Migration, Row
+from ingest.models import Article, Chunk, source_key
+from ingest.storage.catalog import (
+    Catalog,
+    CatalogError,
+    ChunkRow,
+    Headline,
+    LexicalQuery,
+    Migration,
+    Row,
+    ref_spellings,
+)
+from ingest.storage.sqlite_export import SQLiteExport
 from ingest.storage.sqlite_schema import CORE_MIGRATIONS
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
@@ -49,7 +59,7 @@ class _Statements:
         return [tuple(row) for row in self.conn.execute(sql, params)]
 
 
-class SQLiteCatalog(Catalog):
+class SQLiteCatalog(SQLiteExport, Catalog):
     """`catalog.sqlite` under BYLINE_HOME; one connection, shared by this process's threads under a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -72,6 +82,14 @@ class SQLiteCatalog(Catalog):
     def close(self) -> None:
         self.conn.close()
 
+    def health(self) -> str:
+        try:
+            with self._lock:
+                self.conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog {self.path} does not answer: {exc}") from exc
+        return f"sqlite {self.path}"
+
     def apply_migrations(self, migrations: Sequence[Migration]) -> list[str]:
         applied: list[str] = []
         with self._transaction() as db:
@@ -80,6 +98,8 @@ class SQLiteCatalog(Catalog):
         for migration in migrations:
             if migration.name in done:
                 continue
+            if migration.sqlite is None:
+                raise CatalogError(f"migration {migration.name} has no SQLite version")
             with self._transaction() as db:
                 if db.execute("SELECT 1 FROM migrations WHERE name = ?", (migration.name,)).fetchone():
                     continue  # another process applied it meanwhile
@@ -400,14 +420,9 @@ class SQLiteCatalog(Catalog):
 
     def resolve(self, ref: str) -> list[str]:
         """Article ids matching an id, a URL or a file path."""
-        candidates = {ref}
-        if ref.startswith(("http://", "https://")):
-            candidates.add(normalise_url(ref))
-        else:
-            candidates.add(str(Path(ref).expanduser()))
         with self._lock:
             ids: list[str] = []
-            for value in candidates:
+            for value in ref_spellings(ref):
                 for sql in (
                     "SELECT id FROM articles WHERE id = ?",
                     "SELECT id FROM articles WHERE url = ?",

@@ -10,6 +10,7 @@ A writer holds the catalog's write lock from the pending mark to the end, so ano
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -76,9 +77,7 @@ class Store:
                 from urllib.parse import urlsplit
 
                 url = urlsplit(store.chroma_url)
-                headers = (
-                    {"Authorization": f"Bearer {store.chroma_token.get_secret_value()}"} if store.chroma_token else {}
-                )
+                headers = auth_headers(store)
                 return chromadb.HttpClient(
                     host=url.hostname or "localhost",
                     port=url.port or (443 if url.scheme == "https" else 8000),
@@ -246,10 +245,11 @@ class Store:
     # -- reading ---------------------------------------------------------------------------------------
 
     def chunk_rows(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
-        """Current chunks by id, from the catalog; in server mode, chunks of articles this machine has not
-        ingested (another Byline wrote them to the shared server) are read from Chroma's metadata."""
+        """Current chunks by id, from the catalog; in server mode with a catalog of this machine's own, chunks of
+        articles this machine has not ingested (another Byline wrote them to the shared server) are read from
+        Chroma's metadata. A shared catalog (PostgreSQL) knows every article: what it lacks is not current."""
         rows = self.catalog.chunk_rows(self.collection_name, chunk_ids)
-        if not self.settings.chroma_url:
+        if not self.settings.chroma_url or self.settings.database_url:
             return rows
         missing = [c for c in chunk_ids if c not in rows]
         known_here = self.indexed_hashes(sorted({c.split(":", 1)[0] for c in missing}))
@@ -294,6 +294,16 @@ class Store:
         except Exception as exc:
             where = self.settings.chroma_url or self.home / "chroma"
             raise StoreError(f"vector store at {where}: cannot {what}: {exc}") from exc
+
+    def health(self) -> str:
+        """Where the vectors live and that the store answers (one line, no secrets); StoreError when not."""
+        if not self.settings.chroma_url:
+            return f"chroma embedded {self.home / 'chroma'}"
+        started = time.perf_counter()
+        self._call("answer a heartbeat", self.client.heartbeat)
+        self._call("list collections", self.client.count_collections)  # checks the token too
+        elapsed = (time.perf_counter() - started) * 1000
+        return f"chroma server {self.settings.chroma_url} (answered in {elapsed:.1f} ms)"
 
     def count(self) -> int:
         return int(self._call("count vectors", self.collection.count))
@@ -343,6 +353,16 @@ class Store:
         ids = result["ids"][0]
         distances = (result.get("distances") or [[]])[0]
         return [(chunk_id, 1.0 - float(d)) for chunk_id, d in zip(ids, distances, strict=True)]
+
+
+def auth_headers(settings: StoreSettings) -> dict[str, str]:
+    """The header carrying the Chroma token, as the settings ask: a Bearer token or Chroma's own header."""
+    if settings.chroma_token is None:
+        return {}
+    token = settings.chroma_token.get_secret_value()
+    if settings.chroma_auth_header == "x-chroma-token":
+        return {"X-Chroma-Token": token}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _rows_from_chroma(found: GetResult) -> dict[str, ChunkRow]:
