@@ -67,6 +67,7 @@ def test_key_terms_match_by_stem_and_by_sense() -> None:
     assert terms.found("He was killed on Monday.") == {stem("died")}  # killed, died: one sense
     assert terms.found("35 years of public service") == {stem("serve")}  # serv- begins servic-
     assert terms.found("The dietician served dinner.") == {stem("serve")}  # "die" begins nothing it should
+    assert KeyTerms(frozenset({"killings"})).found("Police linked eight murders to him.") == {stem("killings")}
 
 
 # -- candidate answers ------------------------------------------------------------------------------------
@@ -134,6 +135,8 @@ def test_names_are_typed_by_the_words_around_them() -> None:
     # Describing words and the sentence's ordinary first word are not names.
     assert spans("person", "Italian artist Maurizio Cattelan made it.") == [("Maurizio Cattelan", 1.0)]
     assert spans("person", "Peebles and Queloz shared it.") == [("Peebles", 0.45), ("Queloz", 0.45)]
+    assert spans("place", "A World War II-era bomber crashed in Connecticut.") == [("Connecticut", 1.0)]
+    assert spans("person", "Hong Kong-born actor Bruce Lee starred.") == [("Bruce Lee", 1.0)]
 
 
 def test_what_the_question_already_names_is_not_its_answer() -> None:

@@ -72,6 +72,7 @@ _CALENDAR = _word_set(
 _LOCATIVE = _word_set("in at near from outside inside to into across towards toward throughout around via")
 # A single capitalised word before a lower-case one is often a nationality or a place used as a describing word.
 _DEMONYM = re.compile(r"(?:an|ean|ish|ese|ic|i|ch|U\.S|US|UK|U\.K)$")
+_DESCRIBING = re.compile(r"-(?:era|based|born|led|backed|owned|run|style|like|made|bound)$")
 _NEXT_WORD = re.compile(r"\.? ([a-z][a-z-]*)\b")
 _VERBS_AFTER = _word_set("said says told tells added wrote stated was is has had will would who and or")
 _SAID_AFTER = re.compile(
@@ -170,6 +171,8 @@ def _split_run(
     while tokens and (tokens[0][2] in _JOINERS | {"The"} or tokens[-1][2] in _JOINERS | _PARTICLES):
         tokens = tokens[1:] if tokens[0][2] in _JOINERS | {"The"} else tokens[:-1]
     if not tokens or all(t[2].lower().rstrip(".") in _CALENDAR for t in tokens) or [t[2] for t in tokens] == ["I"]:
+        return []
+    if _DESCRIBING.search(tokens[-1][2]):  # "World War II-era", "Beijing-based": a describing word, not a name
         return []
     words = tuple(t[2] for t in tokens)
     whole = any(w.lower() in _ORGANISATION_WORDS | _PLACE_WORDS for w in words)

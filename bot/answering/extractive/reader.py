@@ -103,10 +103,9 @@ def _stemmer() -> Any:
 
 # Words news uses for the same thing, as stems: a question about who "died" is answered by who was "killed".
 _SAME_SENSE = (
-    ("die", "dead", "death", "kill", "fatal", "fatality"),
+    ("die", "dead", "death", "kill", "fatal", "fatality", "murder", "homicid", "slay"),
     ("injur", "wound", "hurt"),
     ("worth", "valu", "price"),
-    ("murder", "homicid", "slay"),
     ("peopl", "person", "individu"),
     ("flight", "journey", "trip"),
     ("built", "manufactur", "construct"),
