@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bot.answering.extractive import ExtractiveAnswerer
 from bot.answering.extractive.asked import analyse, asked_kind
 from bot.answering.extractive.reader import KeyTerms, stem
-from bot.answering.extractive.spans import find_spans
+from bot.answering.extractive.spans import find_spans, widened
 from bot.app import Byline
 from bot.cli.main import build_app
 from bot.models import Answer
@@ -169,6 +169,23 @@ def test_the_noun_after_who_is_names_the_person_asked_for() -> None:
     assert analyse("Who is the artist behind the gold toilet?").kind_words == {"artist"}
 
 
+def widened_names(sentence: str) -> list[str]:
+    found = find_spans("person", sentence, "Who won?")
+    return [widened(s, found, sentence, 0.5).text for s in found if s.fit >= 0.5]
+
+
+def test_names_listed_together_are_one_answer() -> None:
+    winners = "James Peebles and the duo of Didier Queloz and Michel Mayor"
+    assert widened_names(f"The prize was shared between {winners}.") == [winners] * 3
+    assert (
+        widened_names("Winners included Ann Smith, Bob Jones, and Carl Lee.")
+        == ["Ann Smith, Bob Jones, and Carl Lee"] * 3
+    )
+    # Names that are not a list stay apart: commas alone set off a title, and other words are no list.
+    assert widened_names("Ann Smith met Bob Jones.") == ["Ann Smith", "Bob Jones"]
+    assert widened_names("A Republican Assemblywoman, Jill Tolles, also commented.")[-1] == "Jill Tolles"
+
+
 # -- answers over real articles ------------------------------------------------------------------------------
 
 SEED_FACTS = [
@@ -190,6 +207,14 @@ def test_seed_questions_are_answered_with_the_fact(seeded: Byline, question: str
     assert stored is not None and stored.text[lead.start : lead.end] == lead.quote
     assert answer.to_dict()["short_answer"] == answer.short_answer
     assert render_answer(answer).startswith(f"Answer: {answer.short_answer}\n")
+
+
+@pytest.mark.slow
+def test_a_prize_shared_by_several_people_is_answered_with_all_of_them(seeded: Byline) -> None:
+    answer = seeded.ask("Who won the 2019 Nobel Prize in Physics?")
+    assert answer.short_answer is not None
+    assert all(name in answer.short_answer for name in ("James Peebles", "Didier Queloz", "Michel Mayor"))
+    assert answer.short_answer in answer.citations[0].quote
 
 
 FIRE = {
