@@ -136,6 +136,10 @@ def test_names_are_typed_by_the_words_around_them() -> None:
     assert spans("person", "Italian artist Maurizio Cattelan made it.") == [("Maurizio Cattelan", 1.0)]
     assert spans("person", "Peebles and Queloz shared it.") == [("Peebles", 0.45), ("Queloz", 0.45)]
     assert spans("place", "A World War II-era bomber crashed in Connecticut.") == [("Connecticut", 1.0)]
+    # A title's place is not part of the name after it, and a title of two words is no name.
+    lam = dict(spans("person", "Today, Chief Executive of Hong Kong Carrie Lam delivered her annual policy speech."))
+    assert lam["Carrie Lam"] == 1.0 and lam["Hong Kong"] < 0.5 and "Executive" not in lam
+    assert dict(spans("organisation", "The Executive Council met."))["Executive Council"] == 1.0
     assert spans("person", "Hong Kong-born actor Bruce Lee starred.") == [("Bruce Lee", 1.0)]
 
 

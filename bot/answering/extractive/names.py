@@ -43,7 +43,7 @@ _ROLES = _word_set(
     businesswoman billionaire designer composer musician poet novelist writer photographer filmmaker host presenter
     anchor commentator analyst expert biologist physicist chemist astronomer archaeologist historian cartoonist
     pastor priest king queen prince princess lieutenant sergeant detective inspector commander general soldier
-    defendant survivor widow successor predecessor deputy"""
+    defendant survivor widow successor predecessor deputy executive"""
 )
 _ORGANISATION_WORDS = _word_set(
     """party company co corp corporation inc ltd llc plc group agency association society union foundation
@@ -166,8 +166,11 @@ def _split_run(
     if at_start and (tokens[0][2].lower() in lowered or tokens[0][2].lower() in FUNCTION_WORDS):
         tokens = tokens[1:]
     titled = False
-    while tokens and tokens[0][2].lower().rstrip(".") in _TITLES and len(tokens) > 1:
+    # Titles, and a role completing one ("Chief Executive"), are not the name.
+    while len(tokens) > 1 and tokens[0][2].lower().rstrip(".") in (_TITLES | _ROLES if titled else _TITLES):
         tokens, titled = tokens[1:], True
+    if titled and len(tokens) == 1 and tokens[0][2].lower().rstrip(".") in _TITLES | _ROLES:
+        return []  # a title and no name after it: "Chief Executive"
     while tokens and (tokens[0][2] in _JOINERS | {"The"} or tokens[-1][2] in _JOINERS | _PARTICLES):
         tokens = tokens[1:] if tokens[0][2] in _JOINERS | {"The"} else tokens[:-1]
     if not tokens or all(t[2].lower().rstrip(".") in _CALENDAR for t in tokens) or [t[2] for t in tokens] == ["I"]:
@@ -184,6 +187,14 @@ def _split_run(
             else:
                 parts[-1].append(token)
         return [run for part in parts if part for run in _split_run(sentence, part, lowered, at_start=False)]
+    if len(tokens) > 2 and sentence[: tokens[0][0]].endswith(" of "):
+        # A title's place, then the name: "Chief Executive of Hong Kong Carrie Lam", "President of Zimbabwe
+        # Emmerson Mnangagwa": the place, then a titled person.
+        for k in range(len(tokens) - 2, 0, -1):
+            if " ".join(words[:k]).lower() in places():
+                place = _split_run(sentence, tokens[:k], lowered, at_start=False)
+                person = _split_run(sentence, tokens[k:], lowered, at_start=False)
+                return place + [replace(run, person_cue=True, titled=True) for run in person]
     start, end = tokens[0][0], tokens[-1][1]
     if sentence[end - 2 : end] in ("'s", "’s"):
         end -= 2
