@@ -140,6 +140,9 @@ def test_names_are_typed_by_the_words_around_them() -> None:
     lam = dict(spans("person", "Today, Chief Executive of Hong Kong Carrie Lam delivered her annual policy speech."))
     assert lam["Carrie Lam"] == 1.0 and lam["Hong Kong"] < 0.5 and "Executive" not in lam
     assert dict(spans("organisation", "The Executive Council met."))["Executive Council"] == 1.0
+    patrol = "The crash began, Florida Highway Patrol described, near Alachua."
+    assert dict(spans("person", patrol))["Florida Highway Patrol"] < 0.5
+    assert dict(spans("organisation", patrol))["Florida Highway Patrol"] == 1.0
     assert spans("person", "Hong Kong-born actor Bruce Lee starred.") == [("Bruce Lee", 1.0)]
 
 

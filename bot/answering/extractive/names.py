@@ -54,7 +54,7 @@ _ORGANISATION_WORDS = _word_set(
     senate congress assembly government administration bureau orchestra church cathedral mosque hospice hospital
     centre center aquatics motors industries systems technologies media press broadcasting radio television tv
     records studios entertainment holdings partners cooperative guard brigade regiment commando coalition front
-    movement alliance"""
+    movement alliance patrol underground railway railways rail transport transit"""
 )
 _PLACE_WORDS = _word_set(
     """city town county province state island islands bay river lake mountain mount mt sea ocean gulf strait
