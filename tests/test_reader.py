@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bot.answering.extractive import ExtractiveAnswerer
 from bot.answering.extractive.asked import analyse, asked_kind
 from bot.answering.extractive.reader import KeyTerms, stem
-from bot.answering.extractive.spans import find_spans
+from bot.answering.extractive.spans import find_spans, widened
 from bot.app import Byline
 from bot.cli.main import build_app
 from bot.models import Answer
@@ -67,6 +67,7 @@ def test_key_terms_match_by_stem_and_by_sense() -> None:
     assert terms.found("He was killed on Monday.") == {stem("died")}  # killed, died: one sense
     assert terms.found("35 years of public service") == {stem("serve")}  # serv- begins servic-
     assert terms.found("The dietician served dinner.") == {stem("serve")}  # "die" begins nothing it should
+    assert KeyTerms(frozenset({"killings"})).found("Police linked eight murders to him.") == {stem("killings")}
 
 
 # -- candidate answers ------------------------------------------------------------------------------------
@@ -134,12 +135,62 @@ def test_names_are_typed_by_the_words_around_them() -> None:
     # Describing words and the sentence's ordinary first word are not names.
     assert spans("person", "Italian artist Maurizio Cattelan made it.") == [("Maurizio Cattelan", 1.0)]
     assert spans("person", "Peebles and Queloz shared it.") == [("Peebles", 0.45), ("Queloz", 0.45)]
+    assert spans("place", "A World War II-era bomber crashed in Connecticut.") == [("Connecticut", 1.0)]
+    # A title's place is not part of the name after it, and a title of two words is no name.
+    lam = dict(spans("person", "Today, Chief Executive of Hong Kong Carrie Lam delivered her annual policy speech."))
+    assert lam["Carrie Lam"] == 1.0 and lam["Hong Kong"] < 0.5 and "Executive" not in lam
+    assert dict(spans("organisation", "The Executive Council met."))["Executive Council"] == 1.0
+    patrol = "The crash began, Florida Highway Patrol described, near Alachua."
+    assert dict(spans("person", patrol))["Florida Highway Patrol"] < 0.5
+    assert dict(spans("organisation", patrol))["Florida Highway Patrol"] == 1.0
+    assert spans("person", "Hong Kong-born actor Bruce Lee starred.") == [("Bruce Lee", 1.0)]
 
 
 def test_what_the_question_already_names_is_not_its_answer() -> None:
     found = spans("person", "Paweł Adamowicz was stabbed by Stefan W.", "Who stabbed the mayor Adamowicz?")
     assert [text for text, _ in found] == ["Stefan W"]
     assert spans("date", "The 2019 prize went to him.", "Who won the 2019 prize?") == []
+    # A possessive in the question names the same man.
+    assert (
+        spans("person", "Volodoymyr Zhukovskyy, 23, pleaded not guilty.", "Which lawyer entered Zhukovskyy's plea?")
+        == []
+    )
+    # A name that calls itself the kind asked for is the answer even when it shares a word with the question.
+    found = spans(
+        "organisation",
+        "They asked for donations to the Imus Ranch Foundation.",
+        "Which foundation did the Imus family name?",
+    )
+    assert found == [("Imus Ranch Foundation", 1.0)]
+
+
+def test_a_name_runs_past_initials_and_a_quotation_opens_like_a_sentence() -> None:
+    assert ("John R. Bolton", 1.0) in spans(
+        "person", "He asked for national security advisor John R. Bolton's resignation."
+    )
+    quoted = [text for text, _ in spans("person", 'Jill Tolles said: "Before I ran for office I did look."')]
+    assert quoted == ["Jill Tolles"]
+
+
+def test_the_noun_after_who_is_names_the_person_asked_for() -> None:
+    assert analyse("Who is the artist behind the gold toilet?").kind_words == {"artist"}
+
+
+def widened_names(sentence: str) -> list[str]:
+    found = find_spans("person", sentence, "Who won?")
+    return [widened(s, found, sentence, 0.5).text for s in found if s.fit >= 0.5]
+
+
+def test_names_listed_together_are_one_answer() -> None:
+    winners = "James Peebles and the duo of Didier Queloz and Michel Mayor"
+    assert widened_names(f"The prize was shared between {winners}.") == [winners] * 3
+    assert (
+        widened_names("Winners included Ann Smith, Bob Jones, and Carl Lee.")
+        == ["Ann Smith, Bob Jones, and Carl Lee"] * 3
+    )
+    # Names that are not a list stay apart: commas alone set off a title, and other words are no list.
+    assert widened_names("Ann Smith met Bob Jones.") == ["Ann Smith", "Bob Jones"]
+    assert widened_names("A Republican Assemblywoman, Jill Tolles, also commented.")[-1] == "Jill Tolles"
 
 
 # -- answers over real articles ------------------------------------------------------------------------------
@@ -163,6 +214,14 @@ def test_seed_questions_are_answered_with_the_fact(seeded: Byline, question: str
     assert stored is not None and stored.text[lead.start : lead.end] == lead.quote
     assert answer.to_dict()["short_answer"] == answer.short_answer
     assert render_answer(answer).startswith(f"Answer: {answer.short_answer}\n")
+
+
+@pytest.mark.slow
+def test_a_prize_shared_by_several_people_is_answered_with_all_of_them(seeded: Byline) -> None:
+    answer = seeded.ask("Who won the 2019 Nobel Prize in Physics?")
+    assert answer.short_answer is not None
+    assert all(name in answer.short_answer for name in ("James Peebles", "Didier Queloz", "Michel Mayor"))
+    assert answer.short_answer in answer.citations[0].quote
 
 
 FIRE = {

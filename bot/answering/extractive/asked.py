@@ -130,6 +130,9 @@ _AFTER_HEAD: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 _WHICH = re.compile(r"\b(?:which|what|whose)\b(?:\s+(?:is|was|were|are)\b(?:\s+(?:the|a|an)\b)?)?", re.IGNORECASE)
 
 
+_WHO_IS = re.compile(r"\bwho(?:'s| is| was| are| were) (?:the |an? )?(\w+)")
+
+
 def _head_noun(clause: str) -> tuple[str, str] | None:
     """The head noun of the noun phrase after "which"/"what" and the kind it names ("which Louisiana town" ->
     place); past "the name of the …" to the noun that follows."""
@@ -203,7 +206,11 @@ def _kind_and_noun(clause: str) -> tuple[str, str | None]:
             return kind, next((w for w in found.group().split() if w in _NOUN_KINDS or w in _MEASURES), None)
     if head := _head_noun(clause):
         return head
-    return next((kind for kind, pattern in _AFTER_HEAD if pattern.search(clause)), "other"), None
+    kind = next((kind for kind, pattern in _AFTER_HEAD if pattern.search(clause)), "other")
+    # "Who is the artist behind …": the noun after "who is the" names the person asked for.
+    if kind == "person" and (role := _WHO_IS.search(clause)) and "person" in _NOUN_KINDS.get(role[1], ()):
+        return kind, role[1]
+    return kind, None
 
 
 def key_terms(text: str) -> frozenset[str]:

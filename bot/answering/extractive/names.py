@@ -43,7 +43,7 @@ _ROLES = _word_set(
     businesswoman billionaire designer composer musician poet novelist writer photographer filmmaker host presenter
     anchor commentator analyst expert biologist physicist chemist astronomer archaeologist historian cartoonist
     pastor priest king queen prince princess lieutenant sergeant detective inspector commander general soldier
-    defendant survivor widow successor predecessor deputy"""
+    defendant survivor widow successor predecessor deputy executive"""
 )
 _ORGANISATION_WORDS = _word_set(
     """party company co corp corporation inc ltd llc plc group agency association society union foundation
@@ -54,7 +54,7 @@ _ORGANISATION_WORDS = _word_set(
     senate congress assembly government administration bureau orchestra church cathedral mosque hospice hospital
     centre center aquatics motors industries systems technologies media press broadcasting radio television tv
     records studios entertainment holdings partners cooperative guard brigade regiment commando coalition front
-    movement alliance"""
+    movement alliance patrol underground railway railways rail transport transit"""
 )
 _PLACE_WORDS = _word_set(
     """city town county province state island islands bay river lake mountain mount mt sea ocean gulf strait
@@ -72,6 +72,7 @@ _CALENDAR = _word_set(
 _LOCATIVE = _word_set("in at near from outside inside to into across towards toward throughout around via")
 # A single capitalised word before a lower-case one is often a nationality or a place used as a describing word.
 _DEMONYM = re.compile(r"(?:an|ean|ish|ese|ic|i|ch|U\.S|US|UK|U\.K)$")
+_DESCRIBING = re.compile(r"-(?:era|based|born|led|backed|owned|run|style|like|made|bound)$")
 _NEXT_WORD = re.compile(r"\.? ([a-z][a-z-]*)\b")
 _VERBS_AFTER = _word_set("said says told tells added wrote stated was is has had will would who and or")
 _SAID_AFTER = re.compile(
@@ -139,13 +140,16 @@ def _runs(sentence: str, lowered: frozenset[str]) -> list[Run]:
         while j < len(tokens):
             gap = sentence[tokens[j - 1][1] : tokens[j][0]]
             word = tokens[j][2]
-            if gap != " " or tokens[j - 1][2].endswith(("'s", "’s")):
+            initial = len(tokens[j - 1][2]) == 1 and tokens[j - 1][2].isupper() and gap == ". "  # "John R. Bolton"
+            if (gap != " " and not initial) or tokens[j - 1][2].endswith(("'s", "’s")):
                 break
             joins = word in _PARTICLES | _JOINERS and j + 1 < len(tokens) and _capitalised(tokens[j + 1][2])
             if not (_capitalised(word) or joins):
                 break
             j += 1
-        found = _split_run(sentence, tokens[i:j], lowered, at_start=i == 0)
+        # A quotation's first word is capitalised as a sentence's is: "Before I ran for office ..."
+        opens = i == 0 or sentence[: tokens[i][0]].rstrip().endswith(('"', "“"))
+        found = _split_run(sentence, tokens[i:j], lowered, at_start=opens)
         after_place = runs and runs[-1].locative and sentence[runs[-1].end : found[0].start] == ", " if found else False
         if found and after_place and len(found[0].words) == 1:
             found[0] = replace(found[0], locative=True)  # "in Stockholm, Sweden": the second is a place too
@@ -162,11 +166,16 @@ def _split_run(
     if at_start and (tokens[0][2].lower() in lowered or tokens[0][2].lower() in FUNCTION_WORDS):
         tokens = tokens[1:]
     titled = False
-    while tokens and tokens[0][2].lower().rstrip(".") in _TITLES and len(tokens) > 1:
+    # Titles, and a role completing one ("Chief Executive"), are not the name.
+    while len(tokens) > 1 and tokens[0][2].lower().rstrip(".") in (_TITLES | _ROLES if titled else _TITLES):
         tokens, titled = tokens[1:], True
+    if titled and len(tokens) == 1 and tokens[0][2].lower().rstrip(".") in _TITLES | _ROLES:
+        return []  # a title and no name after it: "Chief Executive"
     while tokens and (tokens[0][2] in _JOINERS | {"The"} or tokens[-1][2] in _JOINERS | _PARTICLES):
         tokens = tokens[1:] if tokens[0][2] in _JOINERS | {"The"} else tokens[:-1]
-    if not tokens or all(t[2].lower().rstrip(".") in _CALENDAR for t in tokens):
+    if not tokens or all(t[2].lower().rstrip(".") in _CALENDAR for t in tokens) or [t[2] for t in tokens] == ["I"]:
+        return []
+    if _DESCRIBING.search(tokens[-1][2]):  # "World War II-era", "Beijing-based": a describing word, not a name
         return []
     words = tuple(t[2] for t in tokens)
     whole = any(w.lower() in _ORGANISATION_WORDS | _PLACE_WORDS for w in words)
@@ -178,6 +187,14 @@ def _split_run(
             else:
                 parts[-1].append(token)
         return [run for part in parts if part for run in _split_run(sentence, part, lowered, at_start=False)]
+    if len(tokens) > 2 and sentence[: tokens[0][0]].endswith(" of "):
+        # A title's place, then the name: "Chief Executive of Hong Kong Carrie Lam", "President of Zimbabwe
+        # Emmerson Mnangagwa": the place, then a titled person.
+        for k in range(len(tokens) - 2, 0, -1):
+            if " ".join(words[:k]).lower() in places():
+                place = _split_run(sentence, tokens[:k], lowered, at_start=False)
+                person = _split_run(sentence, tokens[k:], lowered, at_start=False)
+                return place + [replace(run, person_cue=True, titled=True) for run in person]
     start, end = tokens[0][0], tokens[-1][1]
     if sentence[end - 2 : end] in ("'s", "’s"):
         end -= 2

@@ -8,12 +8,13 @@ the reader refuses, however similar the sentences are to the question.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from bot.answering.extractive.asked import Asked
-from bot.answering.extractive.spans import Span
+from bot.answering.extractive.spans import LISTED_KINDS, Span, widened
 from ingest.text import word_spans, words
 
 if TYPE_CHECKING:
@@ -103,10 +104,9 @@ def _stemmer() -> Any:
 
 # Words news uses for the same thing, as stems: a question about who "died" is answered by who was "killed".
 _SAME_SENSE = (
-    ("die", "dead", "death", "kill", "fatal", "fatality"),
+    ("die", "dead", "death", "kill", "fatal", "fatality", "murder", "homicid", "slay"),
     ("injur", "wound", "hurt"),
     ("worth", "valu", "price"),
-    ("murder", "homicid", "slay"),
     ("peopl", "person", "individu"),
     ("flight", "journey", "trip"),
     ("built", "manufactur", "construct"),
@@ -203,6 +203,21 @@ def evidence(asked: Asked, candidates: list[Candidate]) -> list[Evidence]:
     return found
 
 
+def _listing(best: Evidence, about: list[Evidence], weights: ReaderWeights) -> Reading:
+    """The best name with the names a sentence about the question lists it with: "who won the Nobel Prize in
+    Physics" is answered by the three winners the prize "was shared between", not by the one a sentence of its own
+    names. The list's sentence leads when it is another sentence."""
+    lists = []
+    for e in about:
+        span = widened(e.span, e.candidate.spans, e.candidate.text, weights.min_fit)
+        if span is not e.span and re.search(rf"\b{re.escape(best.span.text)}\b", span.text):
+            lists.append((e.score(weights), e.candidate, span))
+    if not lists:
+        return Reading(best.candidate, best.span, best.score(weights))
+    score, candidate, span = max(lists, key=lambda found: found[0])
+    return Reading(candidate, span, score)
+
+
 def read(asked: Asked, candidates: list[Candidate], weights: ReaderWeights) -> Reading | None:
     """The best span of the asked kind among the scored candidates, None when no sentence about the question holds
     one; for a question without a typed answer (a reason, anything else), the best sentence, a causal phrase in it
@@ -211,7 +226,11 @@ def read(asked: Asked, candidates: list[Candidate], weights: ReaderWeights) -> R
     if asked.wants_span:
         about = [e for e in found if e.about(weights)]
         best = max(about, key=lambda e: e.score(weights), default=None)
-        return Reading(best.candidate, best.span, best.score(weights)) if best else None
+        if best is None:
+            return None
+        if best.span.kind in LISTED_KINDS:
+            return _listing(best, about, weights)
+        return Reading(best.candidate, best.span, best.score(weights))
     scored = [(c.score, c) for c in candidates if c.vector is not None]
     scored += [(e.score(weights), e.candidate) for e in found]
     if not scored:

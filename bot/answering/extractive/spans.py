@@ -212,8 +212,16 @@ def find_spans(kind: str, sentence: str, question: str, lowered: frozenset[str] 
     if finder is not None and kind in ("person", "organisation", "place"):
         # A name sharing a word with a name in the question is its subject ("Paweł Adamowicz" for "the man held
         # over the Adamowicz stabbing"), not its answer.
-        named = {w for w in re.findall(r"[^\W\d_][\w'-]+", question) if w[0].isupper()}
-        spans = [s for s in spans if not named & set(re.findall(r"[^\W\d_][\w'-]+", s.text))]
+        # One that names itself as the kind asked for is its answer all the same ("the Imus Ranch Foundation" for
+        # "which foundation did the Imus family ...").
+        named = {_name_word(w) for w in re.findall(r"[^\W\d_][\w'’-]+", question) if w[0].isupper()}
+        asked_words = {w for w in re.findall(r"[^\W\d_][\w'’-]+", question) if w.islower()}
+        spans = [
+            s
+            for s in spans
+            if not named & {_name_word(w) for w in re.findall(r"[^\W\d_][\w'’-]+", s.text)}
+            or s.text.split()[-1].lower() in asked_words
+        ]
     return sorted(spans, key=lambda s: s.start)
 
 
@@ -248,5 +256,36 @@ def _date_fit(span: Span, focus: str) -> float:
     return 0.8 if _WEEKDAY.search(text) else 0.4 if _YEAR_ONLY.fullmatch(text) else span.fit
 
 
+def _name_word(word: str) -> str:
+    """A word of a name, without a possessive: "Zhukovskyy's" is "Zhukovskyy"."""
+    return word.replace("’", "'").removesuffix("'s")
+
+
 def _folded(text: str) -> str:
     return " ".join(re.sub(r"[^\w%$£€]+", " ", text.casefold()).split())
+
+
+# Names listed together answer together: "shared between James Peebles and the duo of Didier Queloz and Michel Mayor"
+# names all three winners. What may stand between two listed names:
+_LIST_JOIN = re.compile(
+    r",?\s*(?:,|and|&|as well as)\s+(?:(?:the\s+)?(?:duo|pair|trio|couple)\s+of\s+|both\s+)?", re.IGNORECASE
+)
+_LIST_WORD = re.compile(r"\s(?:and|&|as well as)\s", re.IGNORECASE)
+LISTED_KINDS = frozenset(("person", "organisation"))
+
+
+def widened(span: Span, spans: list[Span], sentence: str, min_fit: float) -> Span:
+    """`span` widened over the names of its kind listed with it in `sentence` (those of `spans` fitting at least
+    `min_fit`), from the first name to the last: exact text of the sentence. The span itself when it stands alone."""
+    by_start = {s.start: s for s in spans if s.kind == span.kind and s.fit >= min_fit} | {span.start: span}
+    ordered = [by_start[start] for start in sorted(by_start)]
+    first = last = ordered.index(span)
+    while first > 0 and _LIST_JOIN.fullmatch(sentence[ordered[first - 1].end : ordered[first].start]):
+        first -= 1
+    while last + 1 < len(ordered) and _LIST_JOIN.fullmatch(sentence[ordered[last].end : ordered[last + 1].start]):
+        last += 1
+    start, end = ordered[first].start, ordered[last].end
+    # Commas alone set off a title or a description ("Republican Assemblywoman, Jill Tolles"); a list has an "and".
+    if first == last or not _LIST_WORD.search(sentence[start:end]):
+        return span
+    return Span(start, end, sentence[start:end], span.kind, min(s.fit for s in ordered[first : last + 1]))
