@@ -224,6 +224,15 @@ def test_a_prize_shared_by_several_people_is_answered_with_all_of_them(seeded: B
     assert answer.short_answer in answer.citations[0].quote
 
 
+@pytest.mark.slow
+def test_close_runners_up_to_an_asked_figure_must_hold_a_figure_too(seeded: Byline) -> None:
+    question = "How many firefighters fought the fire at Notre Dame?"
+    answer = seeded.ask(question)
+    assert answer.short_answer == "over 400"
+    assert "Fire in the frame of Notre Dame." not in answer.text  # a photo caption: close, but says no number
+    assert all(any(s.kind == "number" for s in find_spans("number", c.quote, question)) for c in answer.citations)
+
+
 FIRE = {
     "url": "https://news.example/hotel-fire",
     "title": "Fire at the Harbour View Hotel",

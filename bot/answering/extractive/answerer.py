@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from bot.answering.answerer import StatusCallback, TextCallback
-from bot.answering.extractive.asked import Asked, analyse
+from bot.answering.extractive.asked import SPAN_KINDS, Asked, analyse
 from bot.answering.extractive.reader import Candidate, ReaderWeights, Reading, read
 from bot.answering.extractive.spans import find_spans
 from bot.models import CANNOT_ANSWER, Answer, Citation, Passage, Turn
@@ -22,6 +22,8 @@ from ingest.embedding import Embedder
 from ingest.text import content_words, split_sentences, word_spans
 
 TYPE_BONUS = 0.06
+# Facts found by grammars (figures, dates), as against names found from cues.
+GRAMMAR_KINDS = SPAN_KINDS - {"person", "organisation", "place"}
 # Question words whose answer is a follow-up on an earlier turn rather than a new subject.
 _FOLLOW_UP = re.compile(r"\b(he|she|they|him|her|them|his|their|it|its|that|this|those|these)\b", re.I)
 # The rest of the leading articles, for a reader: (query, passages, how many articles) -> more passages.
@@ -128,12 +130,21 @@ class ExtractiveAnswerer:
         return [candidates[i] for i in keep], [lexical[i] for i in keep]
 
     def _choose(self, reading: Reading, candidates: list[Candidate]) -> list[Candidate]:
-        """The reading's sentence, then close runners-up that add something (not near-duplicates)."""
+        """The reading's sentence, then close runners-up that add something (not near-duplicates). When the
+        reading found an asked figure or date, a runner-up must hold one of the same kind: one that cannot state
+        it ("Fire in the frame of Notre Dame." for "how many firefighters") only dilutes the citations. Names are
+        found from weaker cues, so a runner-up where none was found may still name the one asked for."""
         chosen = [reading.candidate]
         floor = max(self.settings.min_support, candidates[0].score - 0.08)
         for candidate in candidates:
             if len(chosen) >= self.settings.max_sentences or candidate.score < floor:
                 break
+            if (
+                reading.span is not None
+                and reading.span.kind in GRAMMAR_KINDS
+                and not any(s.kind == reading.span.kind and s.fit >= self.weights.min_fit for s in candidate.spans)
+            ):
+                continue
             if candidate is not reading.candidate and all(_similarity(candidate, c) < 0.85 for c in chosen):
                 chosen.append(candidate)
         return chosen
