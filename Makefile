@@ -23,6 +23,7 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/byline ingest seeds/
 	$(BIN)/byline ask "$(DEMO_QUESTION)"
+	$(BIN)/byline ask "Who won the 2019 Nobel Prize in Physics?"
 	$(BIN)/byline ask "Who won the 2018 FIFA World Cup?"
 	@$(BIN)/byline stats | sed -n 's/^home: /\nThe index is in /p'
 	@echo 'Go on:  source $(VENV)/bin/activate; byline ask "your question"   (byline --help lists every command)'
