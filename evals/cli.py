@@ -377,8 +377,15 @@ def bench(
         fail("--catalog takes a postgresql:// URL", EXIT_USAGE)
     options.catalog = catalog
     out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        """Each step with the time since the start: a full run takes the better part of an hour."""
+        elapsed = int(time.monotonic() - started)
+        typer.echo(f"[{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {line}", err=True)
+
     try:
-        run_bench(options, say=lambda line: typer.echo(line, err=True))
+        run_bench(options, say=say)
     except BenchError as exc:
         fail(str(exc))
     typer.echo((out / "summary.md").read_text())
