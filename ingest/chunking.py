@@ -43,12 +43,25 @@ def chunk_articles(articles: list[Article], counter: TokenCounter, plan: ChunkPl
     for article, header, header_toks, sentence_spans in zip(articles, headers, header_tokens, spans, strict=True):
         pieces = sentence_offsets[cursor : cursor + len(sentence_spans)]
         cursor += len(sentence_spans)
-        budget = plan.max_tokens - _SPECIAL_TOKENS - len(header_toks) - 1
-        if budget < 16:  # an absurd title: embed without a header rather than without text
-            header, budget = "", plan.max_tokens - _SPECIAL_TOKENS
+        header, budget = _header_and_budget(header, len(header_toks), plan)
         units = _sentence_units(sentence_spans, pieces, budget)
         result.append(_pack(article, header, units, budget, plan.overlap_sentences))
     return result
+
+
+def embed_headers(articles: list[Article], counter: TokenCounter, plan: ChunkPlan) -> list[str]:
+    """The header each article's chunks are embedded with, as `chunk_articles` decides it."""
+    headers = [chunk_header(a) for a in articles]
+    offsets = counter.token_offsets(headers)
+    return [_header_and_budget(h, len(o), plan)[0] for h, o in zip(headers, offsets, strict=True)]
+
+
+def _header_and_budget(header: str, header_tokens: int, plan: ChunkPlan) -> tuple[str, int]:
+    """The header to embed and the word pieces left for text."""
+    budget = plan.max_tokens - _SPECIAL_TOKENS - header_tokens - 1
+    if budget < 16:  # an absurd title: embed without a header rather than without text
+        return "", plan.max_tokens - _SPECIAL_TOKENS
+    return header, budget
 
 
 def _sentence_units(

@@ -6,10 +6,11 @@ Schema changes are named, ordered migrations; append new ones, never edit old.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,15 @@ from more_itertools import batched
 
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk, normalise_url, source_key
-from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, Row
+from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, PendingWrite, Row
 from ingest.storage.sqlite_schema import CORE_MIGRATIONS
+from ingest.storage.sqlite_upkeep import SQLiteUpkeep
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
 # truly common words.
 COMMON_TERMS_FROM = 10_000
+# The hash a pending row carries when the article is being removed, not rewritten.
+_DELETING = ""
 
 
 def _fts_any(terms: Sequence[str]) -> str:
@@ -48,7 +52,7 @@ class _Statements:
         return [tuple(row) for row in self.conn.execute(sql, params)]
 
 
-class SQLiteCatalog(Catalog):
+class SQLiteCatalog(SQLiteUpkeep, Catalog):
     """`catalog.sqlite` under BYLINE_HOME; one connection, shared by this process's threads under a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -64,6 +68,8 @@ class SQLiteCatalog(Catalog):
         self._chunk_count: tuple[tuple[int, int], int] | None = None  # (database version, chunks then)
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are overwritten, not left in free pages: a forgotten article leaves no text behind.
+        self.conn.execute("PRAGMA secure_delete=ON")
         # The source filter compares outlets exactly as the vector store's metadata does.
         self.conn.create_function("source_key", 1, source_key, deterministic=True)
         self.apply_migrations(CORE_MIGRATIONS)
@@ -138,23 +144,22 @@ class SQLiteCatalog(Catalog):
                 found.update({row[0]: row[1] for row in rows})
         return found
 
-    def mark_pending(self, collection: str, articles: Sequence[Article]) -> None:
+    def mark_pending(self, collection: str, articles: Sequence[Article], *, delete: Sequence[str] = ()) -> None:
+        now = now_iso()
+        rows = [(collection, a.id, a.content_hash, now) for a in articles]
+        rows += [(collection, article_id, _DELETING, now) for article_id in delete]
         with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)",
-                [(collection, a.id, a.content_hash, now_iso()) for a in articles],
-            )
+            db.executemany("INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)", rows)
 
-    def pending(self, collection: str) -> list[tuple[str, str | None]]:
-        """(article id, the hash its vectors should have now, None if it should have none)."""
+    def pending(self, collection: str) -> list[PendingWrite]:
         with self._lock:
             rows = self.conn.execute(
-                """SELECT p.article_id, i.hash FROM pending_writes p
+                """SELECT p.article_id, i.hash, p.hash = ? FROM pending_writes p
                    LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
                    WHERE p.collection = ?""",
-                (collection,),
+                (_DELETING, collection),
             ).fetchall()
-        return [(row[0], row[1]) for row in rows]
+        return [PendingWrite(row[0], row[1], bool(row[2])) for row in rows]
 
     def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
         with self._transaction() as db:
@@ -163,11 +168,17 @@ class SQLiteCatalog(Catalog):
                 [(collection, a) for a in article_ids],
             )
 
-    def commit_articles(self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]) -> list[str]:
-        """Switch the catalog to the new versions in one transaction; returns the replaced chunk ids."""
+    def commit_articles(
+        self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]], *, retire: Sequence[str] = ()
+    ) -> list[str]:
         now = now_iso()
         replaced: list[str] = []
         with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)",
+                [(collection, article_id, _DELETING, now) for article_id in retire],
+            )
+            db.executemany("DELETE FROM articles WHERE id = ?", [(article_id,) for article_id in retire])
             for article, chunks in written:
                 replaced += [
                     row[0]
@@ -189,10 +200,6 @@ class SQLiteCatalog(Catalog):
                 db.execute(
                     "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?)",
                     (collection, article.id, article.content_hash),
-                )
-                db.execute(
-                    "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
-                    (collection, article.id),
                 )
                 db.execute("DELETE FROM forgotten WHERE article_id = ?", (article.id,))  # ingested again on purpose
         new_ids = {c.id for _, chunks in written for c in chunks}
@@ -372,7 +379,7 @@ class SQLiteCatalog(Catalog):
         if ref.startswith(("http://", "https://")):
             candidates.add(normalise_url(ref))
         else:
-            candidates.add(str(Path(ref).expanduser()))
+            candidates |= _path_spellings(ref)
         with self._lock:
             ids: list[str] = []
             for value in candidates:
@@ -426,6 +433,17 @@ class SQLiteCatalog(Catalog):
             "published_last": last,
             "pending_writes": pending,
         }
+
+
+def _path_spellings(ref: str) -> set[str]:
+    """The ways a file may have been named when it was ingested: as given, with `~` expanded, absolute, with
+    links resolved, and relative to the working directory."""
+    path = Path(ref).expanduser()
+    absolute = path.absolute()
+    spellings = {str(path), str(absolute), str(absolute.resolve())}
+    with suppress(ValueError):  # on another drive (Windows)
+        spellings.add(os.path.relpath(absolute))
+    return spellings
 
 
 def _statements(sql: str) -> list[str]:

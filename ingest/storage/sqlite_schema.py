@@ -92,4 +92,12 @@ CORE_MIGRATIONS = [
         CREATE TABLE forgotten (article_id TEXT PRIMARY KEY, forgotten_at TEXT NOT NULL);
         """,
     ),
+    Migration(
+        "007_store_state",
+        """
+        -- the store's own bookkeeping: the write generation (moved before every change to the vectors, so readers
+        -- holding an older view reopen it) and an unfinished reindex
+        CREATE TABLE store_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
 ]

@@ -1,0 +1,349 @@
+"""The vector side of the store: one Chroma collection, and this process's view of it kept current while other
+processes write to the same home.
+
+Why a view goes stale (chromadb 1.5, embedded): each process loads a collection's HNSW index into memory once,
+then applies Chroma's write log to it once (`try_backfill_collection` remembers the collection), and never reads
+the files or the log again. Another process's writes still reach the shared SQLite file, so this process's metadata
+side sees new ids its in-memory index lacks: a filtered query or a `get` with embeddings then fails with "Error
+finding id", and new articles never turn up in dense search. A stale *writer* is worse: it saves its older index
+over the newer one.
+
+So every change to the vectors happens under a lock shared by the processes of the home, after moving the
+catalog's write generation on. A view remembers the generation it was opened at; a reader that sees the
+generation moved opens a fresh Chroma instance (a private one: Chroma otherwise shares one instance per path in a
+process, so a reopen would get the same stale index back), under the same lock, so it never loads files a writer
+is halfway through saving. With a Chroma server there is one index in the server's memory: nothing goes stale,
+and nothing is reopened.
+
+The collection saves its index after every write (`sync_threshold` 1), so Chroma drops the log entries it has
+saved: deleted chunks' texts do not stay in its log, and a reopen has no log to replay.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ingest.config import StoreSettings
+from ingest.storage.catalog import Catalog
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+    from chromadb.config import System
+
+T = TypeVar("T")
+
+# The catalog lock held while the vectors change or a process loads them (embedded store).
+VECTORS_LOCK = "vectors"
+# Byline's collections are named so; others in a shared store are not ours.
+COLLECTION_PREFIX = "byline-"
+# Writes applied before Chroma saves its index and drops the log entries saved (see the module docstring).
+SYNC_THRESHOLD = 1
+
+
+class StoreError(RuntimeError):
+    """The index cannot be opened or written; the message is one line."""
+
+
+class IndexDamagedError(StoreError):
+    """The vectors cannot be read, or fewer are there than the catalog has chunks; the message names the repair."""
+
+
+@dataclass(eq=False)
+class _View:
+    """One open client and collection; closed once replaced and no call is using it."""
+
+    client: ClientAPI
+    collection: Collection
+    system: System | None  # the private Chroma instance to stop when done (embedded store)
+    generation: int
+    users: int = 0
+    retired: bool = False
+
+    def close(self) -> None:
+        if self.system is not None:
+            self.system.stop()
+            self.system = None
+
+
+class Vectors:
+    """The Chroma collection `name`: opened on first use, reopened when another process changed it."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: StoreSettings,
+        *,
+        home: Path,
+        name: str,
+        metadata: dict[str, Any],
+        client: ClientAPI | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.path = home / "chroma"
+        self.name = name
+        self.metadata = metadata
+        self._client = client
+        # Only an embedded store of our own has an in-memory index that other processes can make stale.
+        self.embedded = client is None and not settings.chroma_url
+        self._view: _View | None = None
+        self._max_batch: int | None = None
+        self._mutex = threading.Lock()  # guards _view and the users counts; never held while waiting on I/O
+
+    @property
+    def where(self) -> str:
+        return self.settings.chroma_url or str(self.path)
+
+    # -- using the collection --------------------------------------------------------------------------
+
+    @contextmanager
+    def view(self) -> Iterator[Collection]:
+        """The collection as of the latest write to the vectors, for reading."""
+        view = self._current()
+        try:
+            yield view.collection
+        finally:
+            self._release(view)
+
+    def read(self, what: str, operation: Callable[[Collection], T]) -> T:
+        """Run a read; an error in the embedded store is retried once on a freshly loaded index (a write may have
+        landed between the generation check and the read)."""
+        try:
+            with self.view() as collection:
+                return operation(collection)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not self.embedded:
+                raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
+        with self._locked():
+            view = self._refresh(force=True)
+        try:
+            return operation(view.collection)
+        except Exception as exc:
+            raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
+        finally:
+            self._release(view)
+
+    @contextmanager
+    def mutation(self) -> Iterator[Collection]:
+        """The collection for a change to the vectors: under the home's vectors lock, on a current view, with the
+        write generation moved on first (so a crash midway still tells readers to reload)."""
+        with self._mutating() as view:
+            yield view.collection
+
+    def delete_everywhere(self, where: dict[str, Any]) -> None:
+        """Delete matching vectors from this collection and, in the home's own store, from every other Byline
+        collection in it (other models'), so what is deleted leaves the home."""
+        with self._mutating() as view:
+            view.collection.delete(where=where)
+            if not self.embedded:
+                return
+            for other in view.client.list_collections():
+                if other.name != self.name and other.name.startswith(COLLECTION_PREFIX):
+                    collection = view.client.get_collection(other.name, embedding_function=None)
+                    _save_every_write(collection)
+                    collection.delete(where=where)
+
+    def drop(self) -> bool:
+        """Delete the collection, to rebuild it; the next use makes it anew. When the embedded store cannot even
+        be opened, its folder goes instead; returns True then (other collections in it went too)."""
+        with self._locked():
+            self.close()
+            if self.embedded:
+                self.catalog.bump_generation()
+            unreadable = False
+            try:
+                client, system = self._connect()
+            except StoreError:
+                if not self.embedded:
+                    raise
+                client, system, unreadable = None, None, True
+            try:
+                if client is not None and any(c.name == self.name for c in client.list_collections()):
+                    client.delete_collection(self.name)
+            except Exception:
+                if not self.embedded:
+                    raise
+                unreadable = True
+            finally:
+                if system is not None:
+                    system.stop()
+            if unreadable:
+                shutil.rmtree(self.path, ignore_errors=True)
+        return unreadable
+
+    def max_batch_size(self) -> int:
+        """Most records one write may carry (the embedded store's SQLite limits it)."""
+        if self._max_batch is None:
+            view = self._current()
+            try:
+                self._max_batch = int(view.client.get_max_batch_size())
+            finally:
+                self._release(view)
+        return self._max_batch
+
+    def lock(self) -> AbstractContextManager[bool]:
+        """The home's vectors lock (a no-op for a server): held while changing the vector store's files."""
+        return self._locked()
+
+    @contextmanager
+    def _mutating(self) -> Iterator[_View]:
+        with self._locked():
+            view = self._refresh()
+            try:
+                if self.embedded:
+                    generation = self.catalog.bump_generation()
+                    with self._mutex:
+                        view.generation = generation  # no one else writes while we hold the lock: our view is current
+                yield view
+            finally:
+                self._release(view)
+
+    def reopen(self) -> None:
+        """Load the collection again now (after it was deleted and made anew, say)."""
+        with self._locked():
+            self._release(self._refresh(force=True))
+
+    def close(self) -> None:
+        with self._mutex:
+            view, self._view = self._view, None
+        if view is not None:
+            view.retired = True
+            if view.users == 0:
+                view.close()
+
+    # -- opening ---------------------------------------------------------------------------------------
+
+    def _locked(self) -> AbstractContextManager[bool]:
+        if not self.embedded:
+            return nullcontext(True)
+        return self.catalog.lock(VECTORS_LOCK)
+
+    def _current(self) -> _View:
+        generation = self.catalog.generation() if self.embedded else 0
+        with self._mutex:
+            view = self._view
+            if view is not None and (not self.embedded or view.generation == generation):
+                view.users += 1
+                return view
+        with self._locked():
+            return self._refresh()
+
+    def _refresh(self, *, force: bool = False) -> _View:
+        """The current view, loaded again if the generation moved (or `force`); the caller holds the lock."""
+        generation = self.catalog.generation() if self.embedded else 0
+        with self._mutex:
+            view = self._view
+            if view is not None and not force and (not self.embedded or view.generation == generation):
+                view.users += 1
+                return view
+        fresh = self._open(generation)
+        with self._mutex:
+            old, self._view = self._view, fresh
+            fresh.users += 1
+            done = old is not None and old.users == 0
+            if old is not None:
+                old.retired = True
+        if done and old is not None:
+            old.close()
+        return fresh
+
+    def _release(self, view: _View) -> None:
+        with self._mutex:
+            view.users -= 1
+            done = view.retired and view.users == 0
+        if done:
+            view.close()
+
+    def _open(self, generation: int) -> _View:
+        client, system = self._connect()
+        try:
+            collection = client.get_or_create_collection(
+                self.name,
+                configuration={"hnsw": {"space": "cosine", "sync_threshold": SYNC_THRESHOLD}},
+                metadata=self.metadata,
+                embedding_function=None,
+            )
+            _save_every_write(collection)
+            collection.count()  # loads the index and applies Chroma's log now, under the lock
+        except Exception as exc:
+            if system is not None:
+                system.stop()
+            if self.embedded:
+                raise IndexDamagedError(
+                    f"the vector index at {self.path} cannot be read ({_line(exc)}): "
+                    "run `byline reindex` to rebuild it from the catalog"
+                ) from exc
+            raise StoreError(f"cannot open collection {self.name} at {self.where}: {_line(exc)}") from exc
+        return _View(client, collection, system, generation)
+
+    def _connect(self) -> tuple[ClientAPI, System | None]:
+        if self._client is not None:
+            return self._client, None
+        from chromadb.config import Settings as ChromaSettings
+
+        settings = self.settings
+        try:
+            if settings.chroma_url:
+                return _http_client(settings, ChromaSettings(anonymized_telemetry=False)), None
+            return _private_client(self.path)
+        except Exception as exc:
+            raise StoreError(f"cannot open the vector store at {self.where}: {_line(exc)}") from exc
+
+
+def _save_every_write(collection: Collection) -> None:
+    """Set the collection to save its index after every write (see the module docstring), if it was made
+    before that was the rule; before its index is loaded, so the load takes the setting."""
+    hnsw = (collection.configuration or {}).get("hnsw") or {}
+    if hnsw.get("sync_threshold") != SYNC_THRESHOLD:
+        collection.modify(configuration={"hnsw": {"sync_threshold": SYNC_THRESHOLD}})
+
+
+def _private_client(path: Path) -> tuple[ClientAPI, System]:
+    """An embedded client on an instance of its own: `chromadb.PersistentClient` would share the process's one
+    instance for the path, and with it the index loaded first."""
+    from chromadb.api import ServerAPI
+    from chromadb.api.client import Client
+    from chromadb.config import Settings as ChromaSettings
+    from chromadb.config import System
+
+    system = System(ChromaSettings(anonymized_telemetry=False, is_persistent=True, persist_directory=str(path)))
+    system.instance(ServerAPI)  # type: ignore[type-abstract]  # the implementation its settings name
+    system.start()
+    try:
+        return Client.from_system(system), system
+    except Exception:
+        system.stop()
+        raise
+
+
+def _http_client(store: StoreSettings, chroma_settings: Any) -> ClientAPI:
+    from urllib.parse import urlsplit
+
+    import chromadb
+
+    url = urlsplit(store.chroma_url or "")
+    headers = {"Authorization": f"Bearer {store.chroma_token.get_secret_value()}"} if store.chroma_token else {}
+    return chromadb.HttpClient(
+        host=url.hostname or "localhost",
+        port=url.port or (443 if url.scheme == "https" else 8000),
+        ssl=url.scheme == "https",
+        headers=headers,
+        tenant=store.chroma_tenant,
+        database=store.chroma_database,
+        settings=chroma_settings,
+    )
+
+
+def _line(exc: BaseException) -> str:
+    """An error's message on one line."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
