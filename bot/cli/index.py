@@ -87,7 +87,9 @@ def forget(
     ctx: typer.Context,
     refs: Annotated[list[str], typer.Argument(help="Article ids, URLs or file paths.")],
 ) -> None:
-    """Remove articles from the index."""
+    """Remove articles from the index; their text leaves every file of the home."""
+    if not all(ref.strip() for ref in refs):
+        fail("forget takes article ids, URLs or file paths, not an empty string", 2)
     settings = settings_from(ctx)
     with user_errors():
         removed, missing = common.open_byline(settings).forget(refs)

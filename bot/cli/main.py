@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import ask, chat, index, slack, web
+from bot.cli import ask, chat, index, slack, upkeep, web
 
 COMMANDS_GROUP = "byline.commands"
 
@@ -43,7 +43,7 @@ def build_app() -> typer.Typer:
         app.command()(command)
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         entry.load()(app)
-    for module in (web, slack, chat):
+    for module in (web, slack, chat, upkeep):
         module.register(app)
     return app
 
