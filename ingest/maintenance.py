@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from more_itertools import batched
 
 from ingest.chunking import embed_headers
@@ -21,7 +22,9 @@ from ingest.clock import now_iso
 from ingest.embedding import Embedder
 from ingest.models import Article, Chunk
 from ingest.pipeline import embed_hash
+from ingest.storage.catalog import StoredVector
 from ingest.storage.store import REINDEX_LOCK, WRITE_LOCK, Store, StoreError
+from ingest.storage.vectors import vector_bytes, vector_from
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 # Articles read, embedded and written at once by a reindex.
 _REINDEX_ARTICLES = 32
+# Cosine above which a vector in the index is the one the catalog keeps (unit vectors; float32 noise only).
+_SAME = 0.9999
 
 
 @dataclass
@@ -66,6 +71,8 @@ class _Survey:
     unreadable: str | None  # why the vectors cannot be read, if they cannot
     chunks: set[str]
     vectors: set[str]  # (server mode: those of this catalog's articles)
+    differ: set[str]  # chunks whose vector in the index is not the one the catalog keeps
+    unkept: set[str]  # chunks the catalog keeps no vector for
     lexical: tuple[int, int, int]
     pending: int
     reindex_started: str | None
@@ -88,32 +95,47 @@ def doctor(store: Store, embedder: Embedder, *, fix: bool = False) -> Diagnosis:
 
 def _survey(store: Store) -> _Survey:
     catalog, name = store.catalog, store.collection_name
-    unreadable, vectors = None, set()
+    chunks = catalog.chunk_ids(name)
+    unreadable, vectors, differ = None, set(), set()
     try:
         vectors = _vector_ids(store)
-        for batch in batched(sorted(vectors), store.max_batch):
-            _read_vectors(store, list(batch))
+        for batch in batched(sorted(vectors & chunks), store.max_batch):
+            differ |= _differing(store, list(batch))
     except StoreError as exc:
         unreadable = str(exc)
     return _Survey(
         integrity=catalog.integrity_problems(),
         unreadable=unreadable,
-        chunks=catalog.chunk_ids(name),
+        chunks=chunks,
         vectors=vectors,
+        differ=differ,
+        unkept=set(catalog.chunks_without_vectors(name)),
         lexical=catalog.lexical_gaps(),
         pending=len(catalog.pending(name)),
         reindex_started=catalog.state(store.reindex_key),
     )
 
 
-def _read_vectors(store: Store, chunk_ids: list[str]) -> None:
-    """Read the vectors themselves, not only their ids: a damaged search index fails here. (Not through the
-    store's reading methods: those refuse to open an index with vectors missing, which is what doctor reports.)"""
+def _differing(store: Store, chunk_ids: list[str]) -> set[str]:
+    """Those of these chunks whose vector in the index is not the one the catalog keeps. Reads the vectors
+    themselves, not only their ids, so a damaged search index fails here. (Not through the store's reading
+    methods: those refuse to open an index with vectors missing, which is what doctor reports.)"""
 
-    def read(collection: Collection) -> None:
-        collection.get(ids=chunk_ids, include=["embeddings"])
+    def read(collection: Collection) -> Any:
+        return collection.get(ids=chunk_ids, include=["embeddings"])
 
-    store.index.read("read vectors", read)
+    found = store.index.read("read vectors", read)
+    kept = store.catalog.stored_vectors(store.collection_name, chunk_ids)
+    differ = set()
+    for chunk_id, vector in zip(found["ids"], found["embeddings"], strict=True):
+        if chunk_id in kept and _cosine(vector_from(kept[chunk_id].vector), np.asarray(vector)) < _SAME:
+            differ.add(chunk_id)
+    return differ
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b)) / norms if norms else 0.0
 
 
 def _vector_ids(store: Store) -> set[str]:
@@ -141,15 +163,30 @@ def _checks(store: Store, survey: _Survey) -> list[Check]:
         ),
     ]
     if survey.unreadable is None:
-        missing, orphans = len(survey.missing), len(survey.orphans)
+        missing, orphans, differ = len(survey.missing), len(survey.orphans), len(survey.differ)
         checks.append(
             Check(
                 "vectors match chunks",
-                not missing and not orphans,
-                f"{len(survey.chunks)} chunks, {len(survey.vectors)} vectors, {missing} missing, {orphans} orphans",
-                {"chunks": len(survey.chunks), "vectors": len(survey.vectors), "missing": missing, "orphans": orphans},
+                not missing and not orphans and not differ,
+                f"{len(survey.chunks)} chunks, {len(survey.vectors)} vectors, {missing} missing, {orphans} orphans, "
+                f"{differ} differ from the catalog's copy",
+                {
+                    "chunks": len(survey.chunks),
+                    "vectors": len(survey.vectors),
+                    "missing": missing,
+                    "orphans": orphans,
+                    "differ": differ,
+                },
             )
         )
+    checks.append(
+        Check(
+            "catalog keeps vectors",
+            not survey.unkept,
+            f"{len(survey.unkept)} chunks without a kept vector" if survey.unkept else "every chunk's vector is kept",
+            {"unkept": len(survey.unkept)},
+        )
+    )
     checks += [
         Check(
             "lexical index",
@@ -189,9 +226,13 @@ def _repair(store: Store, embedder: Embedder, survey: _Survey) -> list[str]:
     if survey.orphans:
         store.delete_vectors(sorted(survey.orphans))
         done.append(f"removed {len(survey.orphans)} orphan vectors")
-    if survey.missing:
-        _rebuild(store, embedder, sorted({c.split(":", 1)[0] for c in survey.missing}), only=survey.missing)
-        done.append(f"rebuilt {len(survey.missing)} missing vectors")
+    if survey.unkept:
+        store.keep_vectors()
+        done.append(f"kept in the catalog the vectors of {len(survey.unkept & survey.vectors)} chunks")
+    redo = survey.missing | survey.differ | (survey.unkept - survey.vectors)
+    if redo:
+        _rebuild(store, embedder, sorted({c.split(":", 1)[0] for c in redo}), only=redo)
+        done.append(f"embedded again {len(redo)} missing or differing vectors")
     return done
 
 
@@ -273,5 +314,8 @@ def _rebuild_chunks(
     texts = [c.embed_text for _, c in pairs]
     hashes = [embed_hash(t) for t in texts]
     metadatas = [store.chunk_metadata(a, c, h) for (a, c), h in zip(pairs, hashes, strict=True)]
-    store.put_vectors([c for _, c in pairs], embedder.embed(texts), metadatas)
+    vectors = embedder.embed(texts)
+    store.put_vectors([c for _, c in pairs], vectors, metadatas)
+    kept = [(c.id, StoredVector(vector_bytes(v), h)) for (_, c), v, h in zip(pairs, vectors, hashes, strict=True)]
+    store.catalog.store_vectors(store.collection_name, kept)
     return len(pairs)

@@ -48,6 +48,14 @@ class ChunkRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredVector:
+    """A chunk's vector as the vector store got it (float32, little-endian) and the hash of the text embedded."""
+
+    vector: bytes
+    embed_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PendingWrite:
     """A write to the vectors that was started and not yet finished (or a leftover of one that died).
 
@@ -132,9 +140,15 @@ class Catalog(ABC):
 
     @abstractmethod
     def commit_articles(
-        self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]], *, retire: Sequence[str] = ()
+        self,
+        collection: str,
+        written: Sequence[tuple[Article, Sequence[Chunk]]],
+        vectors: Sequence[StoredVector],
+        *,
+        retire: Sequence[str] = (),
     ) -> list[str]:
-        """Switch the catalog to the new versions in one transaction; returns the replaced chunk ids.
+        """Switch the catalog to the new versions in one transaction, keeping each chunk's vector (`vectors`, one
+        per chunk in order); returns the replaced chunk ids.
 
         `retire` names articles the new versions replace (older versions of the same file): they leave the
         catalog in the same transaction, marked pending for removal. Everything stays pending: the caller clears
@@ -198,6 +212,18 @@ class Catalog(ABC):
     @abstractmethod
     def indexed_chunks(self, collection: str, article_ids: Sequence[str]) -> list[tuple[Article, list[Chunk]]]:
         """These indexed articles with their current chunks in order (chunk headers are not kept: empty)."""
+
+    @abstractmethod
+    def stored_vectors(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, StoredVector]:
+        """The vectors kept for these chunks (those that have one), by chunk id."""
+
+    @abstractmethod
+    def store_vectors(self, collection: str, vectors: Iterable[tuple[str, StoredVector]]) -> None:
+        """Keep these (chunk id, vector) pairs, replacing what was kept."""
+
+    @abstractmethod
+    def chunks_without_vectors(self, collection: str) -> list[str]:
+        """Ids of chunks with no vector kept (written before vectors were kept, say)."""
 
     @abstractmethod
     def lexical_gaps(self) -> tuple[int, int, int]:

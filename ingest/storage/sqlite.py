@@ -20,7 +20,16 @@ from more_itertools import batched
 
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk, normalise_url, source_key
-from ingest.storage.catalog import Catalog, CatalogError, ChunkRow, LexicalQuery, Migration, PendingWrite, Row
+from ingest.storage.catalog import (
+    Catalog,
+    CatalogError,
+    ChunkRow,
+    LexicalQuery,
+    Migration,
+    PendingWrite,
+    Row,
+    StoredVector,
+)
 from ingest.storage.sqlite_schema import CORE_MIGRATIONS
 from ingest.storage.sqlite_upkeep import SQLiteUpkeep
 
@@ -169,8 +178,16 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
             )
 
     def commit_articles(
-        self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]], *, retire: Sequence[str] = ()
+        self,
+        collection: str,
+        written: Sequence[tuple[Article, Sequence[Chunk]]],
+        vectors: Sequence[StoredVector],
+        *,
+        retire: Sequence[str] = (),
     ) -> list[str]:
+        if len(vectors) != sum(len(chunks) for _, chunks in written):
+            raise ValueError("one vector per chunk expected")
+        kept = iter(vectors)
         now = now_iso()
         replaced: list[str] = []
         with self._transaction() as db:
@@ -191,10 +208,21 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                 self._upsert_article(db, article, now)
                 db.executemany(
                     """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text,
-                       token_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       token_count, vector, embed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [
-                        (c.id, collection, c.article_id, c.position, c.start, c.end, c.text, c.token_count)
-                        for c in chunks
+                        (
+                            c.id,
+                            collection,
+                            c.article_id,
+                            c.position,
+                            c.start,
+                            c.end,
+                            c.text,
+                            c.token_count,
+                            v.vector,
+                            v.embed_hash,
+                        )
+                        for c, v in zip(chunks, kept, strict=False)
                     ],
                 )
                 db.execute(

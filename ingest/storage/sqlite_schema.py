@@ -100,4 +100,13 @@ CORE_MIGRATIONS = [
         CREATE TABLE store_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
+    Migration(
+        "008_chunk_vectors",
+        """
+        -- each chunk's vector (float32, little-endian) as the vector store got it, and the hash of the text
+        -- embedded: a damaged vector index is restored from these without embedding again
+        ALTER TABLE chunks ADD COLUMN vector BLOB;
+        ALTER TABLE chunks ADD COLUMN embed_hash TEXT;
+        """,
+    ),
 ]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 
 from more_itertools import batched
 
 from ingest.models import Article, Chunk
+from ingest.storage.catalog import StoredVector
 
 _GENERATION = "generation"
 
@@ -126,6 +127,31 @@ class SQLiteUpkeep:
             article = Article(row[0], row[1], row[2], url=row[3], path=row[4], source=row[5], author=row[6])
             article.published_at = published
             yield article, by_article.get(row[0], [])
+
+    def stored_vectors(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, StoredVector]:
+        found: dict[str, StoredVector] = {}
+        with self._lock:
+            for batch in batched(chunk_ids, 500):
+                marks = ",".join("?" * len(batch))
+                rows = self.conn.execute(
+                    f"""SELECT id, vector, embed_hash FROM chunks
+                        WHERE collection = ? AND id IN ({marks}) AND vector IS NOT NULL""",
+                    (collection, *batch),
+                )
+                found.update({row[0]: StoredVector(bytes(row[1]), row[2]) for row in rows})
+        return found
+
+    def store_vectors(self, collection: str, vectors: Iterable[tuple[str, StoredVector]]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE chunks SET vector = ?, embed_hash = ? WHERE collection = ? AND id = ?",
+                [(kept.vector, kept.embed_hash, collection, chunk_id) for chunk_id, kept in vectors],
+            )
+
+    def chunks_without_vectors(self, collection: str) -> list[str]:
+        with self._lock:
+            rows = self.conn.execute("SELECT id FROM chunks WHERE collection = ? AND vector IS NULL", (collection,))
+            return [row[0] for row in rows]
 
     def lexical_gaps(self) -> tuple[int, int, int]:
         with self._lock:

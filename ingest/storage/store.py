@@ -29,11 +29,20 @@ from more_itertools import batched
 from ingest.chunking import ChunkPlan
 from ingest.config import StoreSettings
 from ingest.models import Article, Chunk, SearchFilters, source_key
-from ingest.storage.catalog import Catalog, ChunkRow, LexicalQuery, PendingWrite
-from ingest.storage.vectors import COLLECTION_PREFIX, IndexDamagedError, StoreError, Vectors
+from ingest.storage.catalog import Catalog, ChunkRow, LexicalQuery, PendingWrite, StoredVector
+from ingest.storage.vectors import (
+    COLLECTION_PREFIX,
+    IndexDamagedError,
+    StoreError,
+    Vectors,
+    chroma_where,
+    vector_bytes,
+    vector_from,
+)
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
 
 __all__ = ["CHUNKER_VERSION", "REINDEX_LOCK", "WRITE_LOCK", "IndexDamagedError", "Outcome", "Store", "StoreError"]
 
@@ -75,6 +84,7 @@ class Store:
             name=self.collection_name,
             metadata={"embedding_model": embedding_model, "max_tokens": plan.max_tokens},
             client=client,
+            restore=self._refill,
         )
         self._opened = False
         self._opening = threading.Lock()
@@ -93,6 +103,7 @@ class Store:
             vectors = self.index.read("count vectors", lambda collection: collection.count())
             if self.index.embedded:
                 self._check(vectors)
+            self.keep_vectors()
             self._reconcile()
             self._opened = True
 
@@ -109,11 +120,52 @@ class Store:
                     )
             return  # being rebuilt by another process: what is there already answers
         chunks = self.catalog.chunk_count(self.collection_name)
-        if vectors < chunks:
-            raise IndexDamagedError(
-                f"the vector index at {self.index.path} is missing the vectors of {chunks - vectors} of {chunks} "
-                "chunks: run `byline reindex` to rebuild it from the catalog"
+        if vectors < chunks:  # never so after any crash (vectors go in first, out last): lost, so made anew
+            self.index.rebuild(f"it holds {vectors} vectors for {chunks} chunks")
+
+    def keep_vectors(self) -> None:
+        """Copy into the catalog the vectors of chunks written before the catalog kept them."""
+        missing = self.catalog.chunks_without_vectors(self.collection_name)
+        for batch in batched(missing, 1000):
+            found = self._get(list(batch), ["embeddings", "metadatas"])
+            embeddings = found.get("embeddings")
+            if embeddings is None:
+                continue
+            metas = found.get("metadatas") or [None] * len(found["ids"])
+            self.catalog.store_vectors(
+                self.collection_name,
+                [
+                    (chunk_id, StoredVector(vector_bytes(vector), _optional_str((meta or {}).get("embed_hash"))))
+                    for chunk_id, vector, meta in zip(found["ids"], embeddings, metas, strict=True)
+                ],
             )
+
+    def _refill(self, collection: Collection, batch: int) -> int:
+        """Fill an empty collection with the vectors the catalog keeps (see Vectors); returns how many."""
+        name = self.collection_name
+        put = 0
+        for articles in batched(self.catalog.indexed_article_ids(name), 64):
+            put += self._refill_articles(collection, self.catalog.indexed_chunks(name, articles), batch)
+        # Written meanwhile by a writer that had upserted before the index was lost:
+        missing = self.catalog.chunk_ids(name) - set(collection.get(include=[])["ids"])
+        late = sorted({chunk_id.split(":", 1)[0] for chunk_id in missing})
+        return put + self._refill_articles(collection, self.catalog.indexed_chunks(name, late), batch)
+
+    def _refill_articles(
+        self, collection: Collection, written: Sequence[tuple[Article, Sequence[Chunk]]], batch: int
+    ) -> int:
+        pairs = [(article, chunk) for article, chunks in written for chunk in chunks]
+        kept = self.catalog.stored_vectors(self.collection_name, [c.id for _, c in pairs])
+        if len(kept) < len(pairs):
+            raise StoreError(f"the catalog keeps no vector for {len(pairs) - len(kept)} chunks")
+        for part in batched(pairs, batch):
+            collection.upsert(
+                ids=[c.id for _, c in part],
+                embeddings=np.stack([vector_from(kept[c.id].vector) for _, c in part]),
+                documents=[c.text for _, c in part],
+                metadatas=[self.chunk_metadata(a, c, kept[c.id].embed_hash) for a, c in part],
+            )
+        return len(pairs)
 
     def _reconcile(self) -> None:
         """Finish what interrupted writes left: drop vectors of versions the catalog does not hold, and finish
@@ -129,12 +181,16 @@ class Store:
         removed = [p.article_id for p in pending if p.delete]
         if removed:
             self.catalog.delete_articles(removed)
+        gone = [p.article_id for p in pending if p.delete or p.indexed_hash is None]
+        clauses: list[dict[str, Any]] = [{"article_id": {"$in": gone}}] if gone else []
+        clauses += [
+            {"$and": [{"article_id": p.article_id}, {"hash": {"$ne": p.indexed_hash[:12]}}]}
+            for p in pending
+            if not p.delete and p.indexed_hash is not None
+        ]
         with self.index.mutation() as collection:
-            for write in pending:
-                where: dict[str, Any] = {"article_id": write.article_id}
-                if write.indexed_hash is not None and not write.delete:
-                    where = {"$and": [where, {"hash": {"$ne": write.indexed_hash[:12]}}]}
-                collection.delete(where=where)
+            # One delete: every write to the vectors saves the whole index (see ingest.storage.vectors).
+            collection.delete(where=clauses[0] if len(clauses) == 1 else {"$or": clauses})
         self.catalog.clear_pending(self.collection_name, [p.article_id for p in pending])
 
     # -- writing ---------------------------------------------------------------------------------------
@@ -204,7 +260,8 @@ class Store:
         retired = sorted({old for olds in retire.values() for old in olds})
         self.catalog.mark_pending(self.collection_name, [a for a, _ in todo])
         self.put_vectors(chunks, vectors, metadatas)
-        stale = self.catalog.commit_articles(self.collection_name, todo, retire=retired)
+        kept = [StoredVector(vector_bytes(v), m.get("embed_hash")) for v, m in zip(vectors, metadatas, strict=True)]
+        stale = self.catalog.commit_articles(self.collection_name, todo, kept, retire=retired)
         if stale or retired:
             with self.index.mutation() as collection:
                 for batch in batched(stale, step):
@@ -371,6 +428,14 @@ class Store:
         """(chunk id, BM25 score) of the current chunks the query matches, best first (see the catalog)."""
         return self.catalog.lexical_search(self.collection_name, query)
 
+    def _get(self, chunk_ids: list[str], include: list[str]) -> Any:
+        """Chroma's `get` of these ids (no open: for use while opening)."""
+
+        def get(collection: Collection) -> Any:
+            return collection.get(ids=chunk_ids, include=include)  # type: ignore[arg-type]
+
+        return self.index.read("read vectors", get)
+
     def present(self, chunk_ids: Sequence[str]) -> set[str]:
         """Those of these chunks whose vectors the store holds."""
         if not chunk_ids:
@@ -431,17 +496,3 @@ def _rows_of(written: Sequence[tuple[Article, Sequence[Chunk]]], articles: set[s
             rows += range(offset, offset + len(chunks))
         offset += len(chunks)
     return rows
-
-
-def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
-    if not filters:
-        return None
-    clauses: list[dict[str, Any]] = []
-    if filters.sources:
-        clauses.append({"source": {"$in": filters.source_keys()}})
-    since, until = filters.published_range()
-    if since is not None:
-        clauses.append({"published_ts": {"$gte": since}})
-    if until is not None:
-        clauses.append({"published_ts": {"$lte": until}})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -21,6 +21,7 @@ saved: deleted chunks' texts do not stay in its log, and a reopen has no log to 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -29,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from ingest.config import StoreSettings
+from ingest.models import SearchFilters
 from ingest.storage.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -38,6 +42,9 @@ if TYPE_CHECKING:
     from chromadb.config import System
 
 T = TypeVar("T")
+# Fills an empty collection (given the most records one write may carry) and returns how many it put.
+Restore = Callable[["Collection", int], int]
+log = logging.getLogger(__name__)
 
 # The catalog lock held while the vectors change or a process loads them (embedded store).
 VECTORS_LOCK = "vectors"
@@ -73,7 +80,12 @@ class _View:
 
 
 class Vectors:
-    """The Chroma collection `name`: opened on first use, reopened when another process changed it."""
+    """The Chroma collection `name`: opened on first use, reopened when another process changed it.
+
+    `restore(collection, batch)` fills an empty collection from the catalog's copy of the vectors and returns how
+    many it put: given it, an embedded index found damaged (a process killed while Chroma saved its files) is made
+    anew from that copy, without embedding again, and the operation goes on.
+    """
 
     def __init__(
         self,
@@ -84,6 +96,7 @@ class Vectors:
         name: str,
         metadata: dict[str, Any],
         client: ClientAPI | None = None,
+        restore: Restore | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
@@ -91,6 +104,7 @@ class Vectors:
         self.name = name
         self.metadata = metadata
         self._client = client
+        self.restore = restore
         # Only an embedded store of our own has an in-memory index that other processes can make stale.
         self.embedded = client is None and not settings.chroma_url
         self._view: _View | None = None
@@ -128,9 +142,18 @@ class Vectors:
         try:
             return operation(view.collection)
         except Exception as exc:
-            raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
+            if self.restore is None:
+                raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
+            reason = _line(exc)
         finally:
             self._release(view)
+        # Loaded afresh and still failing: the index's files are damaged in a way loading did not notice.
+        self.rebuild(reason)
+        try:
+            with self.view() as collection:
+                return operation(collection)
+        except Exception as exc:
+            raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
 
     @contextmanager
     def mutation(self) -> Iterator[Collection]:
@@ -207,6 +230,19 @@ class Vectors:
             finally:
                 self._release(view)
 
+    def rebuild(self, reason: str) -> None:
+        """Make the collection anew from the catalog's copy of the vectors (see the class docstring); an
+        IndexDamagedError naming the repair when there is no copy to make it from."""
+        with self._locked():
+            client, system = self._connect()
+            try:
+                collection, generation = self._restored(client, reason)
+            except BaseException:
+                if system is not None:
+                    system.stop()
+                raise
+            self._install(_View(client, collection, system, generation))
+
     def reopen(self) -> None:
         """Load the collection again now (after it was deleted and made anew, say)."""
         with self._locked():
@@ -246,15 +282,19 @@ class Vectors:
                 view.users += 1
                 return view
         fresh = self._open(generation)
+        self._install(fresh, use=True)
+        return fresh
+
+    def _install(self, fresh: _View, *, use: bool = False) -> None:
+        """Make `fresh` the current view (counted as used by the caller if `use`); the old one is let go."""
         with self._mutex:
             old, self._view = self._view, fresh
-            fresh.users += 1
+            fresh.users += use
             done = old is not None and old.users == 0
             if old is not None:
                 old.retired = True
         if done and old is not None:
             old.close()
-        return fresh
 
     def _release(self, view: _View) -> None:
         with self._mutex:
@@ -266,24 +306,49 @@ class Vectors:
     def _open(self, generation: int) -> _View:
         client, system = self._connect()
         try:
-            collection = client.get_or_create_collection(
-                self.name,
-                configuration={"hnsw": {"space": "cosine", "sync_threshold": SYNC_THRESHOLD}},
-                metadata=self.metadata,
-                embedding_function=None,
-            )
-            _save_every_write(collection)
-            collection.count()  # loads the index and applies Chroma's log now, under the lock
-        except Exception as exc:
+            try:
+                collection = self._collection(client)
+                collection.count()  # loads the index and applies Chroma's log now, under the lock
+            except Exception as exc:
+                if not self.embedded:
+                    raise StoreError(f"cannot open collection {self.name} at {self.where}: {_line(exc)}") from exc
+                collection, generation = self._restored(client, _line(exc))
+        except BaseException:
             if system is not None:
                 system.stop()
-            if self.embedded:
-                raise IndexDamagedError(
-                    f"the vector index at {self.path} cannot be read ({_line(exc)}): "
-                    "run `byline reindex` to rebuild it from the catalog"
-                ) from exc
-            raise StoreError(f"cannot open collection {self.name} at {self.where}: {_line(exc)}") from exc
+            raise
         return _View(client, collection, system, generation)
+
+    def _collection(self, client: ClientAPI) -> Collection:
+        collection = client.get_or_create_collection(
+            self.name,
+            configuration={"hnsw": {"space": "cosine", "sync_threshold": SYNC_THRESHOLD}},
+            metadata=self.metadata,
+            embedding_function=None,
+        )
+        _save_every_write(collection)
+        return collection
+
+    def _restored(self, client: ClientAPI, reason: str) -> tuple[Collection, int]:
+        """The collection deleted and made anew from the catalog's copy (the caller holds the lock); returns it
+        with the write generation it is current at."""
+        damaged = f"the vector index at {self.path} cannot be read ({reason})"
+        if self.restore is None:
+            raise IndexDamagedError(f"{damaged}: run `byline reindex` to rebuild it from the catalog")
+        try:
+            if any(c.name == self.name for c in client.list_collections()):
+                client.delete_collection(self.name)
+            generation = self.catalog.bump_generation()  # every other view of it is stale now
+            collection = self._collection(client)
+            restored = self.restore(collection, int(client.get_max_batch_size()))
+            collection.count()
+        except Exception as exc:
+            raise IndexDamagedError(
+                f"{damaged} and could not be restored from the catalog ({_line(exc)}): "
+                "run `byline reindex` to rebuild it"
+            ) from exc
+        log.warning("%s; restored its %d vectors from the catalog", damaged, restored)
+        return collection, generation
 
     def _connect(self) -> tuple[ClientAPI, System | None]:
         if self._client is not None:
@@ -347,3 +412,26 @@ def _line(exc: BaseException) -> str:
     """An error's message on one line."""
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def vector_bytes(vector: Any) -> bytes:
+    """A vector as the catalog keeps it: float32, little-endian."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def vector_from(kept: bytes) -> np.ndarray:
+    return np.frombuffer(kept, dtype="<f4").astype(np.float32)
+
+
+def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
+    if not filters:
+        return None
+    clauses: list[dict[str, Any]] = []
+    if filters.sources:
+        clauses.append({"source": {"$in": filters.source_keys()}})
+    since, until = filters.published_range()
+    if since is not None:
+        clauses.append({"published_ts": {"$gte": since}})
+    if until is not None:
+        clauses.append({"published_ts": {"$lte": until}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
