@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from ingest.models import Chunk
 from ingest.storage.store import IndexDamagedError
 
 app = build_app()
+SEED_URL = json.loads(SEED_JSONL.read_text().splitlines()[0])["url"]
 UNIQUE = "The amethyst tortoise recited Portuguese sonnets to the harbour seals at dawn."
 
 
@@ -89,22 +91,35 @@ def test_a_forget_cut_short_is_finished_by_the_next_open(
     assert reopened.doctor().ok
 
 
-@pytest.mark.parametrize("damage", ["folder deleted", "index metadata emptied"])
-def test_a_missing_or_damaged_index_is_one_line_naming_the_repair(
-    seeded: Byline, cli_runner: CliRunner, damage: str
-) -> None:
-    home = seeded.settings.home
-    if damage == "folder deleted":
-        import shutil
-
+def damage(home: Path, how: str) -> None:
+    if how == "folder deleted":
         shutil.rmtree(home / "chroma")
-    else:
+    else:  # as a process killed while Chroma saved its index leaves it
         (pickle,) = (home / "chroma").glob("*/index_metadata.pickle")
         pickle.write_bytes(b"")
-    for command in (["ask", "What happened in Magnitogorsk?"], ["ingest", str(SEED_JSONL)], ["forget", "x", "y"]):
+
+
+@pytest.mark.parametrize("how", ["folder deleted", "index metadata emptied"])
+def test_a_damaged_index_is_restored_from_the_catalogs_copy(
+    seeded: Byline, cli_runner: CliRunner, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    chunks = len(chunk_ids(seeded))
+    damage(seeded.settings.home, how)
+    asked = cli_runner.invoke(app, ["ask", "What happened in Magnitogorsk?"])
+    assert asked.exit_code == 0, asked.output
+    assert f"restored its {chunks} vectors from the catalog" in caplog.text  # a warning on stderr
+    assert cli_runner.invoke(app, ["doctor"]).exit_code == 0
+
+
+@pytest.mark.parametrize("how", ["folder deleted", "index metadata emptied"])
+def test_without_a_copy_a_damaged_index_is_one_line_naming_the_repair(
+    seeded: Byline, cli_runner: CliRunner, how: str
+) -> None:
+    with seeded.catalog.transaction() as db:  # a home written before the catalog kept vectors
+        db.execute("UPDATE chunks SET vector = NULL, embed_hash = NULL")
+    damage(seeded.settings.home, how)
+    for command in (["ask", "What happened in Magnitogorsk?"], ["ingest", str(SEED_JSONL)], ["forget", SEED_URL]):
         result = cli_runner.invoke(app, command)
-        if command[0] == "forget":  # nothing to forget: the index is not opened
-            continue
         assert result.exit_code == 1, result.output
         assert result.stderr.count("\n") == 1 and "run `byline reindex`" in result.stderr, result.stderr
     assert "articles: 38" in cli_runner.invoke(app, ["stats"]).stdout  # the catalog still knows every article
@@ -159,12 +174,13 @@ def test_doctor_finds_and_fixes_what_is_out_of_step(seeded: Byline, embedder: Em
         "vectors": len(chunk_ids(seeded)) - 3 + 1,
         "missing": 3,
         "orphans": 1,
+        "differ": 0,
     }
     assert found["lexical index"].figures["out_of_step"] == 1 and not found["lexical index"].ok
 
     fixed = seeded.doctor(fix=True)
     assert fixed.ok, fixed.to_dict()
-    assert any("removed 1 orphan" in r for r in fixed.repairs) and any("rebuilt 3 missing" in r for r in fixed.repairs)
+    assert any("removed 1 orphan" in r for r in fixed.repairs) and any("again 3 missing" in r for r in fixed.repairs)
     for chunk_id, vector in store.vectors(lost).items():
         assert float(np.dot(vector, before[chunk_id])) > 0.999  # embedded again exactly as ingest did
 
@@ -202,10 +218,11 @@ def test_doctor_on_a_sound_index_prints_each_check(seeded: Byline, cli_runner: C
         "ok    catalog",
         "ok    vectors readable",
         "ok    vectors match chunks",
+        "ok    catalog keeps vectors",
         "ok    lexical index",
         "ok    pending writes",
         "ok    reindex",
     ]
     chunks = len(chunk_ids(seeded))
-    assert f"{chunks} chunks, {chunks} vectors, 0 missing, 0 orphans" in result.stdout
+    assert f"{chunks} chunks, {chunks} vectors, 0 missing, 0 orphans, 0 differ" in result.stdout
     assert os.environ["BYLINE_HOME"] == str(seeded.settings.home)
