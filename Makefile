@@ -10,11 +10,12 @@ DEMO_QUESTION ?= Why did Jack Dorsey call Ilhan Omar?
 
 .PHONY: install demo test lint eval bench clean
 
+# pip -qq: errors only (a single -q still prints setuptools' editable-install banner and index warnings).
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install --quiet -e ".[openai,anthropic,ollama]" --group dev
+	$(BIN)/pip install -qq --upgrade "pip>=25.1"
+	$(BIN)/pip install -qq "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install -qq -e ".[openai,anthropic,ollama]" --group dev
 	touch $@
 
 install: $(BIN)/.installed
@@ -23,6 +24,9 @@ demo: install
 	$(BIN)/byline ingest seeds/
 	$(BIN)/byline ask "$(DEMO_QUESTION)"
 	$(BIN)/byline ask "Who won the 2018 FIFA World Cup?"
+	@$(BIN)/byline stats | sed -n 's/^home: /\nThe index is in /p'
+	@echo 'Go on:  source $(VENV)/bin/activate; byline ask "your question"   (byline --help lists every command)'
+
 
 # The eval gate on the project's own question set (fails when a metric drops more than the tolerance), then pytest.
 test: install
@@ -33,7 +37,7 @@ eval: install
 	$(BIN)/byline eval evals/data/seeds.jsonl --articles seeds/ --report reports/eval-seeds --json reports/eval-seeds.json
 
 bench: install
-	$(BIN)/byline bench --out reports/bench
+	$(BIN)/byline bench --out reports/bench --data ../shared/data
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,17 +10,20 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from bot.answering.answerer import Answerer, TokenCallback
+from bot.answering.answerer import Answerer, StatusCallback, TextCallback
 from bot.chain import Question, build_chain
 from bot.models import Answer, Turn
 from bot.retrieval.retriever import BylineRetriever
 from bot.settings import Settings
 from ingest.chunking import ChunkPlan
+from ingest.documents import quiet_pdf_warnings
 from ingest.embedding import Embedder
-from ingest.loaders import LoadResult, load_sources
+from ingest.loaders import LoadResult
 from ingest.models import SearchFilters
-from ingest.pipeline import IngestReport, Progress, ingest_articles
-from ingest.storage.catalog import Catalog
+from ingest.pipeline import IngestReport, ingest_articles
+from ingest.progress import Progress
+from ingest.sources import count_inputs, load_sources
+from ingest.storage.catalog import Catalog, Headline
 from ingest.storage.store import Store
 
 if TYPE_CHECKING:
@@ -86,15 +89,23 @@ class Byline:
         """Question answering as a LangChain Runnable (see `bot.chain`): what `ask` runs."""
         return build_chain(self.retriever, self.answerer)
 
-    def ingest(self, sources: Iterable[str], progress: Progress | None = None) -> IngestReport:
-        from ingest.web.loader import WebLoader
+    def ingest(self, sources: Sequence[str], progress: Progress | None = None) -> IngestReport:
+        """Files, folders and URLs into the index. With `progress`, the inputs are counted first (files, JSONL
+        lines; not URLs), so it can be told the total."""
+        from ingest.web.loader import WebLoader, is_web_source
         from ingest.web.state import WebState
 
+        max_bytes = self.settings.ingest.max_article_bytes
+        total = count_inputs(sources, is_web_source, max_bytes) if progress else None
         with WebLoader(self.settings.web, WebState(self.catalog), self.store.indexed_hashes) as web:
-            return self.ingest_results(load_sources(sources, handlers=[web.handle]), progress)
+            results = load_sources(sources, handlers=[web.handle], max_bytes=max_bytes)
+            return self.ingest_results(results, progress, total=total)
 
-    def ingest_results(self, results: Iterable[LoadResult], progress: Progress | None = None) -> IngestReport:
-        return ingest_articles(results, self.store, self.embedder, progress)
+    def ingest_results(
+        self, results: Iterable[LoadResult], progress: Progress | None = None, *, total: int | None = None
+    ) -> IngestReport:
+        with quiet_pdf_warnings():
+            return ingest_articles(results, self.store, self.embedder, progress, total=total)
 
     def ask(
         self,
@@ -103,15 +114,30 @@ class Byline:
         filters: SearchFilters | None = None,
         history: Sequence[Turn] = (),
         k: int | None = None,
-        on_token: TokenCallback | None = None,
+        on_text: TextCallback | None = None,
+        on_status: StatusCallback | None = None,
     ) -> Answer:
+        """The cited answer to `question`.
+
+        `on_text` receives the answer's text as it grows, only text that passed the citation check, markers
+        numbered as in the final answer: all of it together is the answer's text. Nothing sent is ever withdrawn;
+        a refusal or an extractive answer sends nothing (show the returned Answer). `on_status` receives short
+        lines as work moves on ("Searching 12,408 articles…", "Writing the answer…", "Checking citations…").
+        Both are called on the calling thread.
+        """
         if not question.strip():
             raise ValueError("the question is empty")
         if self.store.count() == 0:
             raise EmptyIndexError("no articles yet: run `byline ingest PATH...` first")
-        return self.chain.invoke(
-            {"question": question, "history": history, "filters": filters, "k": k, "on_token": on_token}
-        )
+        request: Question = {
+            "question": question,
+            "history": history,
+            "filters": filters,
+            "k": k,
+            "on_text": on_text,
+            "on_status": on_status,
+        }
+        return self.chain.invoke(request)
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         return self.store.forget(refs)
@@ -132,6 +158,10 @@ class Byline:
         """Let go of the vector store and the catalog (a long-lived process need not call this)."""
         self.store.close()
         self.catalog.close()
+
+    def recent_articles(self, n: int) -> list[Headline]:
+        """The `n` indexed articles published last, newest first (what a list of the latest stories shows)."""
+        return self.store.recent_articles(n)
 
     def stats(self) -> dict[str, object]:
         stats = self.store.stats()

@@ -35,6 +35,8 @@ class Passage:
     score: float = 0.0
     dense_score: float | None = None
     lexical_score: float | None = None
+    # Some of the text reads like instructions to an AI, as flagged at ingest; None when not known.
+    instruction_like: bool | None = None
 
 
 @dataclass(slots=True)

@@ -22,6 +22,12 @@ def source_line(citation: Citation) -> str:
 def render_answer(answer: Answer, width: int = 100) -> str:
     # Fill each paragraph on its own: a fallback answer labels its quoted passages on lines of their own.
     lines = [textwrap.fill(line, width=width) if line.strip() else "" for line in answer.text.split("\n")]
+    return "\n".join(lines) + render_after_text(answer, width)
+
+
+def render_after_text(answer: Answer, width: int = 100) -> str:
+    """What follows the answer's text (the notice, the sources with their quotes), each part after a blank line."""
+    lines: list[str] = []
     if answer.notice:
         lines += ["", answer.notice]
     if answer.citations:
@@ -33,4 +39,4 @@ def render_answer(answer: Answer, width: int = 100) -> str:
                 lines.append(f"[{citation.n}] {source_line(citation)}")
             quote = textwrap.fill(f"“{citation.quote}”", width=width, initial_indent="    ", subsequent_indent="    ")
             lines.append(quote)
-    return "\n".join(lines)
+    return "".join(f"\n{line}" for line in lines)

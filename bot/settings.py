@@ -21,6 +21,7 @@ from ingest.config import (
     ChunkSettings,
     EmbeddingSettings,
     Group,
+    IngestSettings,
     StoreSettings,
     WebSettings,
 )
@@ -83,8 +84,14 @@ class LLMSettings(Group):
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(600, ge=1, description="Most tokens the model may write.")
     context_tokens: int = Field(6000, ge=256, description="Token budget for the sources in the prompt.")
-    timeout: float = Field(60.0, gt=0, description="Seconds per request.")
-    retries: int = Field(2, ge=0, description="Retries on timeouts, 429 and 5xx.")
+    timeout: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        description="Seconds one question may wait for the model, retries and condensing a follow-up included; "
+        "then the checked part already shown stands, or the extractive answer is shown with a notice.",
+    )
+    retries: int = Field(2, ge=0, description="Retries on timeouts, 429 and 5xx, while `timeout` allows.")
     history_turns: int = Field(6, ge=0, description="Conversation turns kept for follow-ups.")
     retry_backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubles each retry.")
     min_support: float = Field(
@@ -98,6 +105,13 @@ class LLMSettings(Group):
         ge=0,
         le=1,
         description="Most of a cited sentence's content words that may be in neither the question nor the article.",
+    )
+    min_relevance: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Least relevance (mean of embedding cosine and question-word overlap) of a supported sentence "
+        "to the question or to the answer's supported sentence before it; 0 turns the test off.",
     )
 
 
@@ -113,6 +127,15 @@ class SlackSettings(Group):
     ask_visibility: Literal["channel", "ephemeral"] = Field("ephemeral", description="Who sees /ask answers.")
     user_rate_per_minute: int = Field(6, ge=1, description="Questions one user may ask per minute.")
     workers: int = Field(4, ge=1, description="Answers worked on at once.")
+    queue: int = Field(
+        32, ge=0, description="Questions that may wait for a free worker; beyond them, askers are told to try later."
+    )
+    drain_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="On SIGTERM, how long the questions taken may still take to be answered before the bot exits; "
+        "those not started by then are asked to ask again.",
+    )
 
 
 def default_home() -> Path:
@@ -133,6 +156,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="Data directory for the index.")
     answerer: Literal["extractive", "llm"] = Field("extractive", description="Who writes answers.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)

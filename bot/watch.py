@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.app import Byline
     from ingest.loaders import LoadResult
     from ingest.pipeline import IngestReport
+    from ingest.progress import ProgressDisplay
     from ingest.web.loader import FeedPoll
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class FeedOutcome:
 
 
 class Watcher:
-    """Polls the followed feeds of one Byline; `run` loops until `stop` is set."""
+    """Polls the followed feeds of one Byline; `run` loops until `stop` is set. Each feed's ingest reports to
+    a progress display opened by `display` (none by default)."""
 
     def __init__(
         self,
@@ -82,8 +84,10 @@ class Watcher:
         every: float | None = None,
         stop: threading.Event | None = None,
         echo: Callable[[str], None] = print,
+        display: ProgressDisplay = lambda: nullcontext(None),
     ) -> None:
         self.byline = byline
+        self.display = display
         self.settings = byline.settings.web
         self.every = every or self.settings.poll_interval
         self.stop = stop or threading.Event()
@@ -116,7 +120,8 @@ class Watcher:
                 self.settings, self.state, self.byline.store.indexed_hashes, should_stop=self.stop.is_set
             ) as loader:
                 load = loader.load_feed(url, followed=True)
-                report = self.byline.ingest_results(_until(load, self.stop))
+                with self.display() as progress:
+                    report = self.byline.ingest_results(_until(load, self.stop), progress)
             return FeedOutcome(url, load.poll, report)
         except Exception as exc:  # one broken feed must not stop the others
             log.exception("polling %s failed", url)

@@ -22,6 +22,7 @@ import typer
 
 from bot.cli import common
 from bot.cli.common import fail, settings_from, user_errors
+from bot.cli.progress import ingest_display
 
 if TYPE_CHECKING:
     from evals.report import Baseline, Comparison
@@ -108,11 +109,21 @@ def eval_command(
         byline = common.open_byline(run_settings)
         try:
             if beir is not None:
-                result = run_beir_set(byline, beir, split, limit, progress=_progress, say=_say)
+                result = run_beir_set(
+                    byline, beir, split, limit, progress=_progress, ingest_display=ingest_display, say=_say
+                )
             else:
                 assert dataset is not None
                 result = run_question_set(
-                    byline, dataset, questions, articles or [], k, judging, progress=_progress, say=_say
+                    byline,
+                    dataset,
+                    questions,
+                    articles or [],
+                    k,
+                    judging,
+                    progress=_progress,
+                    ingest_display=ingest_display,
+                    say=_say,
                 )
         except (DatasetError, EvalUsageError) as exc:
             fail(str(exc), EXIT_USAGE)

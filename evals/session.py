@@ -27,9 +27,10 @@ if TYPE_CHECKING:
     from bot.app import Byline
     from bot.settings import Settings
     from evals.judge import Judge
+    from ingest.progress import ProgressDisplay
 
 Say = Callable[[str], None]
-# A progress display for one stage, named by the stage ("ingesting", "asking", ...).
+# A progress display for one stage, named by the stage ("asking", "searching", ...).
 ProgressFactory = Callable[[str], AbstractContextManager[ProgressFn]]
 
 
@@ -60,18 +61,6 @@ def make_judge(settings: Settings, asked: bool | None) -> tuple[str, Judge] | No
     return judge_model(settings.llm), build_judge(settings)
 
 
-def counter(progress: ProgressFn, total: int | None = None) -> Callable[[int, str], None]:
-    """Adapt the ingest pipeline's (n more, label) callback to (done, total, label)."""
-    done = 0
-
-    def advance(n: int, label: str) -> None:
-        nonlocal done
-        done += n
-        progress(done, total, label)
-
-    return advance
-
-
 def run_question_set(
     byline: Byline,
     dataset: Path,
@@ -81,14 +70,15 @@ def run_question_set(
     judging: tuple[str, Judge] | None,
     *,
     progress: ProgressFactory,
+    ingest_display: ProgressDisplay,
     say: Say,
 ) -> EvalResult:
     """Ingest `articles` (if any), resolve the gold evidence, then ask every question (and judge it)."""
     config: dict[str, Any] = {"sources": [str(p) for p in articles], "k": k or byline.settings.retrieval.k}
     if articles:
         # Absolute paths, so evidence given by a path relative to the repository still finds its article.
-        with progress("ingesting") as shown:
-            ingested = byline.ingest([str(p.resolve()) for p in articles], progress=counter(shown))
+        with ingest_display() as shown:
+            ingested = byline.ingest([str(p.resolve()) for p in articles], progress=shown)
         for failure in ingested.failed:
             say(f"warning: not ingested: {failure.source}: {failure.reason}")
         if not ingested.articles:
@@ -109,17 +99,22 @@ def run_question_set(
 
 
 def run_beir_set(
-    byline: Byline, directory: Path, split: str, limit: int | None, *, progress: ProgressFactory, say: Say
+    byline: Byline,
+    directory: Path,
+    split: str,
+    limit: int | None,
+    *,
+    progress: ProgressFactory,
+    ingest_display: ProgressDisplay,
+    say: Say,
 ) -> EvalResult:
     """Index the BEIR corpus in `byline`'s store, then rank documents for every query."""
     qrels, queries = load_beir(directory, split, limit)
     with (directory / "corpus.jsonl").open("rb") as corpus:
         documents = sum(1 for line in corpus if line.strip())
-    with progress("indexing") as shown:
-        shown(0, documents, "")
-        ingested = byline.ingest_results(
-            beir_articles(directory, iter_beir_corpus(directory)), progress=counter(shown, documents)
-        )
+    with ingest_display() as shown:
+        corpus_articles = beir_articles(directory, iter_beir_corpus(directory))
+        ingested = byline.ingest_results(corpus_articles, progress=shown, total=documents)
     for failure in ingested.failed[:5]:
         say(f"warning: not indexed: {failure.source}: {failure.reason}")
     with progress("searching") as shown:

@@ -1,4 +1,5 @@
-"""The settings groups the ingest layer reads: where vectors live, the embedding model, chunking, the web.
+"""The settings groups the ingest layer reads: what is read, where vectors live, the embedding model, chunking,
+the web.
 
 `bot.settings.Settings` composes these with the answering groups into the one settings object, built at the edge.
 """
@@ -12,12 +13,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+# The same bound as web.max_bytes: a document is held to the limit it would meet served from a web site.
+DEFAULT_MAX_ARTICLE_BYTES = 10_000_000
 
 
 class Group(BaseModel):
     """A settings group: unknown keys are an error, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class IngestSettings(Group):
+    max_article_bytes: int = Field(
+        DEFAULT_MAX_ARTICLE_BYTES,
+        ge=1024,
+        description="Largest file (text, Markdown, HTML, JSON, PDF, Word) or JSONL line read as one article; a "
+        "larger one fails alone, its size checked before it is read. The longest news articles are ~100 KB of "
+        "text; the default leaves room for reports as PDFs with pictures.",
+    )
 
 
 class StoreSettings(Group):

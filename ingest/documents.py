@@ -17,22 +17,23 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import math
 import re
 import statistics
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ingest.clean import clean_inline
-from ingest.loaders import LoadFailure, LoadResult, make_article
+from ingest.config import DEFAULT_MAX_ARTICLE_BYTES
+from ingest.loaders import LoadFailure, LoadResult, failure_reason, make_article, read_limited
 from ingest.models import Article
 
-# Larger files are refused before reading: pypdf and python-docx hold the whole file in memory.
-DEFAULT_MAX_BYTES = 50_000_000
 # Lines this close to a page's top or bottom edge may be furniture (fewer on a short page).
 EDGE_LINES = 3
 _PDF_EOF_TAIL = 4096
@@ -69,28 +70,36 @@ class Line:
 # -- loading -----------------------------------------------------------------------------------------------
 
 
-def load_pdf(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[LoadResult]:
+@contextmanager
+def quiet_pdf_warnings() -> Iterator[None]:
+    """pypdf logs a warning for each oddity it reads past in a malformed file ("Ignoring wrong pointing
+    object..."); while ingesting they are noise over the progress display, and a file it cannot read fails
+    with a reason of its own. Its logger is silenced for the duration, then restored."""
+    logger = logging.getLogger("pypdf")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def load_pdf(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Iterator[LoadResult]:
     """The article in a PDF file, or why there is none."""
     yield _load(path, max_bytes, lambda data: article_from_pdf(data, path=str(path), whole_file=True))
 
 
-def load_docx(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[LoadResult]:
+def load_docx(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Iterator[LoadResult]:
     """The article in a Word .docx file, or why there is none."""
     yield _load(path, max_bytes, lambda data: article_from_docx(data, path=str(path), whole_file=True))
 
 
 def _load(path: Path, max_bytes: int, parse: Callable[[bytes], Article]) -> LoadResult:
+    # Larger files are refused before reading: pypdf and python-docx hold the whole file in memory.
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return LoadFailure(str(path), f"too large: {size:,} bytes, limit {max_bytes:,}")
-        data = path.read_bytes()
-    except OSError as exc:
-        return LoadFailure(str(path), f"cannot read: {exc.strerror or exc}")
-    try:
-        return parse(data)
-    except ValueError as exc:
-        return LoadFailure(str(path), str(exc))
+        return parse(read_limited(path, max_bytes))
+    except Exception as exc:  # pypdf and python-docx raise all sorts on malformed files: each fails alone
+        return LoadFailure(str(path), failure_reason(exc))
 
 
 # -- PDF ---------------------------------------------------------------------------------------------------

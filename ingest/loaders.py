@@ -1,19 +1,23 @@
-"""Loaders: turn sources (files, folders, and, through the handlers a caller passes, URLs and feeds) into Articles.
+"""Loaders: one file format each (text and Markdown, JSON, JSONL, HTML) turned into Articles, and the helpers
+every loader shares (`make_article`, bounded reads, failure reasons). `ingest.sources` picks the loader for a
+file by its suffix and walks folders.
 
-Every failure is a value (`LoadFailure`) naming the input and the reason, so one bad file never stops a batch.
+Every failure is a value (`LoadFailure`) naming the input (a JSONL record by its line) and the reason, so one bad
+file or record never stops a batch.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from ingest.clean import clean_inline, clean_text
+from ingest.clean import clean_inline, clean_text, strip_controls
+from ingest.config import DEFAULT_MAX_ARTICLE_BYTES
 from ingest.models import Article, article_id_for
 
 
@@ -24,72 +28,57 @@ class LoadFailure:
 
 
 LoadResult = Article | LoadFailure
-FileLoader = Callable[[Path], Iterator[LoadResult]]
-# A source handler claims sources it understands (e.g. http URLs) before they are treated as paths.
-SourceHandler = Callable[[str], Iterator[LoadResult] | None]
+
+# The setting that bounds every file and record, named in the reason when one is refused.
+_LIMIT_SETTING = "ingest.max_article_bytes"
+_BINARY_SNIFF = 8192
 
 
-def supported_suffixes() -> list[str]:
-    return sorted(FILE_LOADERS)
+def failure_reason(exc: BaseException) -> str:
+    """Why a file or record could not be loaded, for any exception a loader or a library under it raises."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON: {exc.msg}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(exc, MemoryError):
+        return "too large to hold in memory"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"cannot load ({type(exc).__name__}: {exc})"
 
 
-def load_sources(sources: Iterable[str], handlers: Sequence[SourceHandler] = ()) -> Iterator[LoadResult]:
-    """Articles (or failures) from each source, folders walked recursively in a stable order; each source is
-    offered to `handlers` first, in order, and read as a path when none claims it."""
-    for source in sources:
-        for handler in handlers:
-            handled = handler(source)
-            if handled is not None:
-                yield from handled
-                break
-        else:
-            yield from _load_path(Path(source).expanduser())
+def too_large(size: int, max_bytes: int, more: bool = False) -> str:
+    over = f"more than {size:,}" if more else f"{size:,}"
+    return f"too large: {over} bytes, limit {max_bytes:,} ({_LIMIT_SETTING})"
 
 
-def _load_path(path: Path) -> Iterator[LoadResult]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-        for file in files:
-            if file.suffix.lower() in FILE_LOADERS:
-                yield from _load_file(file)
-        return
-    if not path.exists():
-        yield LoadFailure(str(path), "no such file or directory")
-        return
-    if path.suffix.lower() not in FILE_LOADERS:
-        known = ", ".join(supported_suffixes())
-        yield LoadFailure(str(path), f"unsupported file type {path.suffix or '(none)'!r} (known: {known})")
-        return
-    yield from _load_file(path)
+def read_limited(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a file of at most `max_bytes`; a larger one raises ValueError, its size checked before
+    reading and the read itself bounded (a pipe, or a file growing meanwhile, has no size to check)."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(too_large(size, max_bytes))
+    with path.open("rb") as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(too_large(max_bytes, max_bytes, more=True))
+    return data
 
 
-# A folder's own documentation is not news: skipped when walking folders (still loadable by name).
-_FOLDER_DOCS = frozenset({"readme", "license", "licence", "changelog", "notice", "contributing"})
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts) or relative.stem.lower() in _FOLDER_DOCS
-
-
-def _load_file(path: Path) -> Iterator[LoadResult]:
-    try:
-        yield from FILE_LOADERS[path.suffix.lower()](path)
-    except PermissionError:
-        yield LoadFailure(str(path), "permission denied")
-    except OSError as exc:
-        yield LoadFailure(str(path), f"cannot read: {exc.strerror or exc}")
-
-
-def read_bytes_checked(path: Path) -> bytes:
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
+def read_bytes_checked(path: Path, max_bytes: int) -> bytes:
+    data = read_limited(path, max_bytes)
+    if b"\x00" in data[:_BINARY_SNIFF]:
         raise ValueError("binary file, not text")
     return data
 
 
-def read_text_file(path: Path) -> str:
-    """Text of a file, refusing binary data and undecodable bytes with a reason."""
-    data = read_bytes_checked(path)
+def read_text_file(path: Path, max_bytes: int) -> str:
+    """Text of a file, refusing binary data, undecodable bytes and files over `max_bytes` with a reason."""
+    data = read_bytes_checked(path, max_bytes)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -137,6 +126,7 @@ def make_article(
     if not body:
         raise ValueError("no article text")
     clean_title = clean_inline(title or "") or body.split("\n", 1)[0][:120]
+    url = strip_controls(url) if url else None
     return Article(
         id=article_id or article_id_for(url, body),
         title=clean_title,
@@ -150,38 +140,82 @@ def make_article(
     )
 
 
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
+# YAML front matter: a first line of `---`, the YAML, then `---` (or `...`) on a line of its own.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_FRONT_MATTER_KEYS = {
+    "title": "title",
+    "url": "url",
+    "source": "source",
+    "outlet": "source",
+    "site_name": "source",
+    "author": "author",
+    "authors": "author",
+    "date": "date",
+    "published_at": "date",
+    "published": "date",
+}
 
 
-def load_plain(path: Path) -> Iterator[LoadResult]:
-    """First non-empty line is the title (a leading '# ' is dropped); optional `key: value` front matter."""
+def front_matter(raw: str) -> tuple[dict[str, str], str]:
+    """The metadata in a file's YAML front matter (title, url, source, author, date) and the text after it.
+
+    Parsed by a real YAML parser with every value read as text (no `yes` turned into True, no date objects), the
+    way static site generators read it; a file whose opening block is not a YAML mapping has no front matter.
+    Raises ValueError when the block is not valid YAML.
+    """
+    import yaml
+
+    match = _FRONT_MATTER.match(raw)
+    if match is None:
+        return {}, raw
+    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # libyaml when installed: the same result, faster
     try:
-        raw = read_text_file(path)
+        data = yaml.load(match.group(1) or "", Loader=loader)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 2})" if where is not None else ""
+        raise ValueError(f"front matter is not valid YAML: {getattr(exc, 'problem', None) or exc}{line}") from None
+    if not isinstance(data, dict):
+        return {}, raw
+    meta: dict[str, str] = {}
+    for key, value in data.items():
+        field = _FRONT_MATTER_KEYS.get(str(key).strip().lower())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = ", ".join(value)  # authors: [A, B]
+        if field and isinstance(value, str) and value.strip() and field not in meta:
+            meta[field] = value.strip()
+    return meta, raw[match.end() :]
+
+
+def load_plain(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Iterator[LoadResult]:
+    """A text or Markdown article. The title is the front matter's when it names one, and then the text is all
+    of the body (less a first line that only repeats the title); otherwise the first non-empty line (a leading
+    '# ' dropped) is the title and the text starts after it."""
+    try:
+        meta, body = front_matter(read_text_file(path, max_bytes))
     except ValueError as exc:
         yield LoadFailure(str(path), str(exc))
         return
-    meta: dict[str, str] = {}
-    if match := _FRONT_MATTER.match(raw):
-        for line in match.group(1).splitlines():
-            key, sep, value = line.partition(":")
-            if sep:
-                meta[key.strip().lower()] = value.strip().strip("\"'")
-        raw = raw[match.end() :]
-    lines = raw.strip().split("\n", 1)
-    title = lines[0].lstrip("#").strip() if lines[0].strip() else None
-    body = lines[1] if len(lines) > 1 else ""
-    if not title and not body.strip():
+    lines = body.strip().split("\n", 1)
+    first = lines[0].lstrip("#").strip()
+    rest = lines[1] if len(lines) > 1 else ""
+    if meta.get("title"):
+        title = meta["title"]
+        text = rest if clean_inline(first).casefold() == clean_inline(title).casefold() else body
+    else:
+        title, text = first, rest if rest.strip() else body
+    if not title and not text.strip():
         yield LoadFailure(str(path), "empty file")
         return
     try:
         yield make_article(
-            title=meta.get("title") or title,
-            text=body if body.strip() else raw,
+            title=title,
+            text=text,
             url=meta.get("url"),
             path=str(path),
             source=meta.get("source"),
             author=meta.get("author"),
-            published_at=meta.get("date") or meta.get("published_at"),
+            published_at=meta.get("date"),
             whole_file=True,
         )
     except ValueError as exc:
@@ -208,23 +242,29 @@ def article_from_record(record: dict[str, Any], path: str | None) -> Article:
     )
 
 
-def load_jsonl(path: Path) -> Iterator[LoadResult]:
-    """One article per line, read line by line: a multi-gigabyte dump never sits in memory whole.
+def load_jsonl(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Iterator[LoadResult]:
+    """One article per line, read line by line: a multi-gigabyte dump never sits in memory whole, and a line
+    longer than `max_bytes` is skipped without being held.
 
-    A line that is not UTF-8 or not a JSON object fails alone, with its line number.
+    A line that is not UTF-8, not a JSON object or too large fails alone, with its line number; so does one
+    that makes the parser fail in any other way (nested a thousand levels deep, say).
     """
     records = 0
-    with path.open("rb") as lines:
-        if b"\x00" in lines.peek(8192)[:8192]:  # peek: no seek back, so a pipe can be read too
+    with path.open("rb") as stream:
+        if b"\x00" in stream.peek(_BINARY_SNIFF)[:_BINARY_SNIFF]:  # peek: no seek back, so a pipe can be read too
             yield LoadFailure(str(path), "binary file, not text")
             return
-        # Split on newlines only: JSON strings may hold U+2028 and other characters str.splitlines() breaks on.
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
+        for number, raw in _bounded_lines(stream, max_bytes):
+            if isinstance(raw, bytes) and not raw.strip():
                 continue
             records += 1
             where = f"{path}:{number}"
+            if isinstance(raw, int):
+                yield LoadFailure(where, too_large(raw, max_bytes))
+                continue
             try:
+                # Split on newlines only: JSON strings may hold U+2028 and other characters str.splitlines()
+                # breaks on.
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 yield LoadFailure(where, f"not UTF-8 text (byte {exc.start})")
@@ -234,22 +274,37 @@ def load_jsonl(path: Path) -> Iterator[LoadResult]:
                 if not isinstance(record, dict):
                     raise ValueError("a JSON line must be an object")
                 yield article_from_record(record, str(path))
-            except json.JSONDecodeError as exc:
-                yield LoadFailure(where, f"malformed JSON: {exc.msg}")
-            except ValueError as exc:
-                yield LoadFailure(where, str(exc))
+            except Exception as exc:  # any failure of one record is that record's alone
+                yield LoadFailure(where, failure_reason(exc))
     if not records:
         yield LoadFailure(str(path), "empty file")
 
 
-def load_json(path: Path) -> Iterator[LoadResult]:
+def _bounded_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | int]]:
+    """(number, line) for each line; for a line longer than `max_bytes`, (number, its length) instead, its
+    bytes read in pieces and dropped."""
+    number = 0
+    while line := stream.readline(max_bytes + 1):
+        number += 1
+        if len(line) <= max_bytes or line.endswith(b"\n"):
+            yield number, line
+            continue
+        size = len(line)
+        while (piece := stream.readline(1 << 20)) and not piece.endswith(b"\n"):
+            size += len(piece)
+        yield number, size + len(piece.rstrip(b"\n"))
+
+
+def load_json(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Iterator[LoadResult]:
+    """One article, or a list of them, in a JSON file read whole (a larger collection belongs in a .jsonl file,
+    one article a line, which is read line by line)."""
     try:
-        data = json.loads(read_text_file(path))
+        data = json.loads(read_text_file(path, max_bytes))
     except json.JSONDecodeError as exc:
         yield LoadFailure(str(path), f"malformed JSON: {exc.msg} (line {exc.lineno})")
         return
-    except ValueError as exc:
-        yield LoadFailure(str(path), str(exc))
+    except Exception as exc:  # too large, binary, nested too deeply...
+        yield LoadFailure(str(path), failure_reason(exc))
         return
     records = data if isinstance(data, list) else [data]
     for index, record in enumerate(records):
@@ -258,8 +313,8 @@ def load_json(path: Path) -> Iterator[LoadResult]:
             if not isinstance(record, dict):
                 raise ValueError("expected an object")
             yield article_from_record(record, str(path))
-        except ValueError as exc:
-            yield LoadFailure(where, str(exc))
+        except Exception as exc:  # any failure of one record is that record's alone
+            yield LoadFailure(where, failure_reason(exc))
 
 
 def article_from_html(
@@ -294,22 +349,9 @@ def article_from_html(
     )
 
 
-def load_html(path: Path) -> Iterator[LoadResult]:
+def load_html(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Iterator[LoadResult]:
     try:
         # bytes: trafilatura honours the page's declared or detected encoding
-        yield article_from_html(read_bytes_checked(path), path=str(path), whole_file=True)
+        yield article_from_html(read_bytes_checked(path, max_bytes), path=str(path), whole_file=True)
     except ValueError as exc:
         yield LoadFailure(str(path), str(exc))
-
-
-# The file loaders by suffix.
-FILE_LOADERS: dict[str, FileLoader] = {
-    ".txt": load_plain,
-    ".md": load_plain,
-    ".markdown": load_plain,
-    ".jsonl": load_jsonl,
-    ".ndjson": load_jsonl,
-    ".json": load_json,
-    ".html": load_html,
-    ".htm": load_html,
-}

@@ -7,6 +7,8 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
+from ingest.injection import instruction_spans
+
 
 @dataclass(slots=True)
 class Article:
@@ -49,6 +51,11 @@ class Chunk:
     def id(self) -> str:
         # The hash prefix lets a new version's chunks sit beside the old ones until the catalog switches over.
         return f"{self.article_id}:{self.content_hash[:12]}:{self.position}"
+
+    @property
+    def instruction_like(self) -> bool:
+        """Some of its text reads like instructions to an AI (see ingest.injection); flagged in the catalog."""
+        return bool(instruction_spans(self.text))
 
     @property
     def embed_text(self) -> str:

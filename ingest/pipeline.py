@@ -11,7 +11,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,13 +20,15 @@ from ingest.chunking import chunk_articles
 from ingest.embedding import Embedder
 from ingest.loaders import LoadFailure, LoadResult
 from ingest.models import Article, Chunk
+from ingest.progress import Progress, ProgressTracker, Reading
 from ingest.storage.store import Store
 
 # Articles looked up in the catalog at once; chunks embedded and written per batch (one Chroma upsert, one
-# catalog transaction); batches waiting between the stages.
+# catalog transaction); batches waiting between the stages; seconds between progress reports while reading.
 _LOOKUP_BATCH = 64
 _WRITE_BATCH_CHUNKS = 1024
 _QUEUE_BATCHES = 2
+_READING_TICK = 0.25
 
 
 @dataclass
@@ -61,9 +63,6 @@ class IngestReport:
         }
 
 
-Progress = Callable[[int, str], None]
-
-
 @dataclass
 class _Record:
     """An article to write: whether it replaces an indexed version, and its chunks once chunked."""
@@ -79,7 +78,7 @@ class _Seen:
 
     unchanged: int = 0
     failed: list[LoadFailure] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    inputs: int = 0
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (path, id) of copies of articles in this run
 
 
@@ -91,34 +90,35 @@ def ingest_articles(
     store: Store,
     embedder: Embedder,
     progress: Progress | None = None,
+    *,
+    total: int | None = None,
 ) -> IngestReport:
-    """Index what `results` yields. `progress(n, label)` is told of every n inputs handled."""
+    """Index what `results` yields. `progress` is told how far it has got (`IngestProgress`): about once a
+    second while reading, after each slice of chunks embedded, and before each write; `total` is how many
+    inputs `results` will yield, when the caller counted them."""
     report = IngestReport()
     started = time.perf_counter()
     store.open()  # the index is opened (and reconciled) before the producer touches the catalog
     stop = threading.Event()
     handoff: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_BATCHES)
-    producer = threading.Thread(
-        target=_Producer(store, embedder, handoff, stop).run,
-        args=(results,),
-        name="byline-ingest-producer",
-        daemon=True,
-    )
+    loader = _Producer(store, embedder, handoff, stop)
+    producer = threading.Thread(target=loader.run, args=(results,), name="byline-ingest-producer", daemon=True)
     producer.start()
+    tracker = ProgressTracker(progress, total, loader.reading) if progress else None
     counted: set[str] = set()  # ids written this run: a later version in the same run is not counted twice
     aliases: list[tuple[str, str]] = []  # recorded once the articles they name are written
     try:
-        for item in _drain(handoff):
+        for item in _drain(handoff, _READING_TICK if tracker else None):
+            if tracker and item is None:
+                tracker.emit("reading")
             if isinstance(item, _Seen):
                 report.unchanged += item.unchanged
                 report.failed += item.failed
                 aliases += item.aliases
-                if progress:
-                    for label in item.labels:
-                        progress(1, label)
-            else:
-                assert isinstance(item, list)
-                _write(item, store, embedder, report, counted)
+                if tracker:
+                    tracker.skipped(item.unchanged, len(item.failed))
+            elif isinstance(item, list):
+                _write(item, store, embedder, report, counted, tracker)
         store.remember_paths(aliases)
     finally:
         stop.set()
@@ -127,8 +127,16 @@ def ingest_articles(
     return report
 
 
-def _drain(handoff: queue.Queue[object]) -> Iterator[object]:
-    while (item := handoff.get()) is not _DONE:
+def _drain(handoff: queue.Queue[object], tick: float | None) -> Iterator[object]:
+    """What the producer hands over, in order; with `tick`, None after every `tick` seconds of waiting."""
+    while True:
+        try:
+            item = handoff.get(timeout=tick)
+        except queue.Empty:
+            yield None
+            continue
+        if item is _DONE:
+            return
         if isinstance(item, BaseException):
             raise item
         yield item
@@ -147,13 +155,14 @@ class _Producer:
         self.batch: list[_Record] = []  # changed articles waiting to be chunked and handed over
         self.batch_chars = 0
         self.news = _Seen()
+        self.reading = Reading()  # how far it has got, for progress reports
 
     def run(self, results: Iterable[LoadResult]) -> None:
         try:
             for result in results:
                 self.take(result)
             self.flush_lookup()
-            self.flush()
+            self.flush(last=True)
             self.put(_DONE)
         except _Stopped:
             return
@@ -165,12 +174,14 @@ class _Producer:
 
     def take(self, result: LoadResult) -> None:
         news = self.news
+        news.inputs += 1
+        self.reading.count += 1
         if isinstance(result, LoadFailure):
+            self.reading.latest = result.source
             news.failed.append(result)
-            news.labels.append(result.source)
             return
-        news.labels.append(result.title)
-        if len(news.labels) >= _LOOKUP_BATCH * 4:  # keep progress moving through long unchanged runs
+        self.reading.latest = result.title
+        if news.inputs >= _LOOKUP_BATCH * 4:  # keep progress moving through long unchanged runs
             self.put(news)
             self.news = _Seen()
         if self.seen.get(result.id) == result.content_hash:
@@ -207,14 +218,16 @@ class _Producer:
         self.store.remember_paths(aliases)
         self.lookup = []
 
-    def flush(self) -> None:
+    def flush(self, *, last: bool = False) -> None:
         """Hand over what was learnt, then the batch, chunked."""
         if self.batch:
             chunked = chunk_articles([r.article for r in self.batch], self.embedder, self.store.plan)
             for record, chunks in zip(self.batch, chunked, strict=True):
                 record.chunks = chunks
+            self.reading.chunks += sum(map(len, chunked))
+        self.reading.finished = last  # every chunk is counted: progress can tell what is left
         news = self.news
-        if news.labels or news.failed or news.unchanged or news.aliases:
+        if news.inputs or news.failed or news.unchanged or news.aliases:
             self.put(news)
             self.news = _Seen()
         if self.batch:
@@ -240,7 +253,14 @@ def embed_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _write(records: list[_Record], store: Store, embedder: Embedder, report: IngestReport, counted: set[str]) -> None:
+def _write(
+    records: list[_Record],
+    store: Store,
+    embedder: Embedder,
+    report: IngestReport,
+    counted: set[str],
+    tracker: ProgressTracker | None,
+) -> None:
     chunks = [c for r in records for c in r.chunks]
     texts = [c.embed_text for c in chunks]
     hashes = [embed_hash(t) for t in texts]
@@ -255,14 +275,26 @@ def _write(records: list[_Record], store: Store, embedder: Embedder, report: Ing
     kept = store.vectors_by_embed_hash(earlier, set(hashes)) if earlier else {}
     todo = [i for i, h in enumerate(hashes) if h not in kept]
     vectors = np.empty((len(chunks), embedder.dimension), dtype=np.float32)
-    if todo:
-        tokens_before, embed_started = embedder.embedded_tokens, time.perf_counter()
-        vectors[todo] = embedder.embed([texts[i] for i in todo])
-        report.embed_seconds += time.perf_counter() - embed_started
-        report.embedded_tokens += embedder.embedded_tokens - tokens_before
     for i, h in enumerate(hashes):
         if h in kept:
             vectors[i] = kept[h]
+    batch = tracker.batch([r.article.title for r in records], [len(r.chunks) for r in records]) if tracker else None
+    done = 0
+    while done < len(todo):
+        # Slices of at most a write batch's chunks (one article can have many more: the word pieces of a call
+        # are all held at once), of about a second each when progress is reported.
+        step = tracker.slice if tracker else _WRITE_BATCH_CHUNKS
+        rows = todo[done : done + step]
+        tokens_before, embed_started = embedder.embedded_tokens, time.perf_counter()
+        vectors[rows] = embedder.embed([texts[i] for i in rows])
+        seconds = time.perf_counter() - embed_started
+        report.embed_seconds += seconds
+        report.embedded_tokens += embedder.embedded_tokens - tokens_before
+        done += len(rows)
+        if batch:
+            batch.embedded(todo[done] if done < len(todo) else len(chunks), len(rows), seconds)
+    if batch:
+        batch.writing()
     # The store looks again under its write lock: what another process wrote meanwhile comes back unchanged.
     outcomes = store.write([(r.article, r.chunks) for r in records], vectors, hashes)
     for record in records:

@@ -14,6 +14,9 @@ from bot.app import Byline
 from bot.settings import Settings, load_settings
 from ingest.embedding import Embedder
 
+# The throwaway PostgreSQL server fixtures (postgres_server, postgres_url).
+pytest_plugins = ["postgres_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 SEED_ARTICLE = SEEDS / "the-hill-dorsey-omar.txt"

@@ -28,8 +28,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     raw: bytes | None = None
-    # Stream in pieces of this many characters (a real server sends a few characters per event).
+    # Stream in pieces of this many characters (a real server sends a few characters per event), this many
+    # seconds apart (a slow model; a long reply at a long interval is a server that trickles).
     chunk_chars: int = 7
+    interval: float = 0.0
 
 
 def completion(content: str) -> Reply:
@@ -49,6 +51,7 @@ class FakeOpenAI:
         self.script: deque[Reply] = deque(script)
         self.responder = responder
         self.requests: list[dict[str, Any]] = []
+        self.events_sent = 0  # server-sent events written, over all streamed replies
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = LoopbackServer(self._handler())
@@ -121,8 +124,11 @@ class FakeOpenAI:
                 events += [_chunk(body, {"content": piece}, None) for piece in pieces]
                 events.append(_chunk(body, {}, "stop"))
                 for event in events:
+                    if reply.interval and server._closing.wait(reply.interval):
+                        return
                     self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
                     self.wfile.flush()
+                    server.events_sent += 1
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True

@@ -1,13 +1,14 @@
 """The real Byline Slack app behind its real HTTP server, talking to the fake Slack Web API.
 
 `SlackHarness` builds it from settings (the Web API URL pointed at `FakeSlack`), serves it on 127.0.0.1:0 and
-sends it requests signed the way Slack signs them. `ScriptedAsk` stands in for the answerer where the test is
-about Slack, not about answering.
+sends it requests signed the way Slack signs them. `ScriptedAsk` stands in for Byline where the test is about
+Slack, not about answering: it calls `on_status` and `on_text` the way `Byline.ask` does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -20,15 +21,15 @@ from urllib.parse import urlencode
 
 import httpx
 from fake_slack import BOT_TOKEN, BOT_USER_ID, TEAM_ID, FakeSlack
-from slack_bolt import App
 from slack_sdk.signature import SignatureVerifier
 
 from bot.models import CANNOT_ANSWER, Answer, Citation, Turn
 from bot.settings import Settings, SlackSettings
-from bot.slack.app import create_slack_app
-from bot.slack.feedback import FeedbackStore
-from bot.slack.serve import make_http_server
+from bot.slack.app import SlackApp, create_slack_app
+from bot.slack.render import FEEDBACK_ACTION
+from bot.slack.serve import HttpServer
 from ingest.models import SearchFilters
+from ingest.storage.catalog import Headline
 from ingest.storage.sqlite import SQLiteCatalog
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
@@ -39,8 +40,13 @@ BOB = "U0BOB"
 
 
 def make_answer(
-    question: str, text: str = "Dorsey called Omar to discuss the threats [1].", sources: int = 1
+    question: str,
+    text: str = "Dorsey called Omar to discuss the threats [1].",
+    sources: int = 1,
+    *,
+    written: bool = False,
 ) -> Answer:
+    """An answer citing `sources` articles; `written`: a model's checked answer, one entry per sentence."""
     citations = [
         Citation(
             n=n,
@@ -56,11 +62,30 @@ def make_answer(
         )
         for n in range(1, sources + 1)
     ]
-    return Answer(question=question, text=text, refused=False, citations=citations)
+    sentences = [{"text": s, "citations": [1], "supported": True} for s in sentence_pieces(text)] if written else []
+    return Answer(question=question, text=text, refused=False, citations=citations, sentences=sentences)
+
+
+def sentence_pieces(text: str) -> list[str]:
+    """`text` cut after each sentence, its markers and the space that follows: the pieces join back to `text`."""
+    pieces = re.findall(r"[^.!?]*[.!?]+(?:\s*\[\d+\])*\s*", text)
+    rest = text[len("".join(pieces)) :]
+    return [*pieces, rest] if rest else pieces
+
+
+def checked_answer(question: str, sentences: Sequence[tuple[str, bool]], sources: int = 2) -> Answer:
+    """A model's answer after the citation check: `(sentence, supported)` pairs; the unsupported are removed."""
+    answer = make_answer(question, "".join(text for text, supported in sentences if supported), sources)
+    answer.sentences = [{"text": text, "citations": [1], "supported": supported} for text, supported in sentences]
+    return answer
 
 
 def refusal(question: str) -> Answer:
     return Answer(question=question, text=CANNOT_ANSWER, refused=True)
+
+
+def headline(n: int, title: str) -> Headline:
+    return Headline(article_id=f"h{n}", title=title, source="The Hill", published_at=f"2019-05-0{n}T00:00:00")
 
 
 @dataclass
@@ -68,18 +93,45 @@ class AskCall:
     question: str
     filters: SearchFilters | None
     history: list[Turn]
+    streamed: bool
 
 
 @dataclass
 class ScriptedAsk:
-    """An answerer: records each call and answers with `reply(question)` (which may raise or block)."""
+    """Byline for the Slack bot: records each question and answers with `reply(question)` (which may raise or
+    block). Like `Byline.ask`, it reports `statuses` first, then hands a written answer's sentences to `on_text`
+    one by one (only the supported ones, as they pass the check), calling `after_piece(i)` after the i-th;
+    `recent_articles` lists `headlines`."""
 
     reply: Callable[[str], Answer] = make_answer
+    statuses: Sequence[str] = ("Searching 171 articles…",)
+    headlines: Sequence[Headline] = ()
+    after_piece: Callable[[int], None] | None = None
     calls: list[AskCall] = field(default_factory=list)
 
-    def __call__(self, question: str, filters: SearchFilters | None, history: Sequence[Turn]) -> Answer:
-        self.calls.append(AskCall(question, filters, list(history)))
-        return self.reply(question)
+    def ask(
+        self,
+        question: str,
+        filters: SearchFilters | None,
+        history: Sequence[Turn],
+        *,
+        on_text: Callable[[str], None] | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ) -> Answer:
+        self.calls.append(AskCall(question, filters, list(history), on_text is not None))
+        for status in self.statuses:
+            if on_status is not None:
+                on_status(status)
+        answer = self.reply(question)
+        if on_text is not None and answer.sentences and not answer.refused:
+            for i, sentence in enumerate(s for s in answer.sentences if s["supported"]):
+                on_text(sentence["text"])
+                if self.after_piece is not None:
+                    self.after_piece(i)
+        return answer
+
+    def recent_articles(self, n: int) -> list[Headline]:
+        return list(self.headlines[:n])
 
 
 def event_body(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
@@ -129,28 +181,35 @@ def direct_message(text: str, ts: str, *, channel: str = DM, user: str = ALICE, 
 class SlackHarness:
     """Fake Slack + the Byline Slack app served over HTTP; use as a context manager."""
 
-    def __init__(self, fake: FakeSlack, home: Path, ask: ScriptedAsk | None = None, **slack: Any) -> None:
+    def __init__(
+        self, fake: FakeSlack, home: Path, ask: ScriptedAsk | None = None, *, answerer: str = "extractive", **slack: Any
+    ) -> None:
         self.fake = fake
         self.ask = ask or ScriptedAsk()
         self.settings = Settings(
             home=home,
+            answerer=answerer,
             slack=SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url, **slack),
         )
         self.catalog = SQLiteCatalog(home / "catalog.sqlite")
-        self.feedback = FeedbackStore(self.catalog)
-        self.app: App = create_slack_app(self.settings, self.ask, self.feedback)
-        self.server = make_http_server(self.app, 0, "127.0.0.1")
-        self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.slack: SlackApp = create_slack_app(self.settings, self.ask, self.catalog)
+        self.feedback = self.slack.bot.feedback
+        self.server = HttpServer(self.slack, "127.0.0.1", 0, drain_seconds=10)
+        self.url = f"http://127.0.0.1:{self.server.port}/slack/events"
+        self._thread = threading.Thread(target=self.server.serve, daemon=True)
         self.http = httpx.Client(timeout=20, trust_env=False)
 
     def __enter__(self) -> SlackHarness:
         self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
+        self._thread.join(30)
+        self.slack.drain(10)
         self.http.close()
         self.catalog.close()
 
@@ -199,6 +258,26 @@ class SlackHarness:
         channel: str = CHANNEL,
         message_ts: str = "1700000001.000000",
     ) -> httpx.Response:
+        """A click on a 👍/👎 button (the value is the answer id)."""
+        action = {"type": "button", "action_id": action_id, "value": answer_id}
+        return self.send_action(action, answer_id, user=user, channel=channel, message_ts=message_ts)
+
+    def send_feedback(
+        self, vote: str, answer_id: str, *, user: str = BOB, channel: str = CHANNEL, message_ts: str = "1.0"
+    ) -> httpx.Response:
+        """A click on Slack's feedback buttons, as a block_actions payload carries it ("up" or "down")."""
+        label = "Helpful" if vote == "up" else "Not helpful"
+        action = {
+            "type": "feedback_buttons",
+            "action_id": FEEDBACK_ACTION,
+            "value": f"{vote}:{answer_id}",
+            "text": {"type": "plain_text", "text": label},
+        }
+        return self.send_action(action, answer_id, user=user, channel=channel, message_ts=message_ts)
+
+    def send_action(
+        self, action: dict[str, Any], answer_id: str, *, user: str, channel: str, message_ts: str
+    ) -> httpx.Response:
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": "bob", "team_id": TEAM_ID},
@@ -208,15 +287,7 @@ class SlackHarness:
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
             "channel": {"id": channel, "name": "news"},
             "response_url": self.fake.webhook_url("click"),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": f"byline-feedback:{answer_id}",
-                    "value": answer_id,
-                    "action_ts": str(time.time()),
-                }
-            ],
+            "actions": [{**action, "block_id": f"byline-feedback:{answer_id}", "action_ts": str(time.time())}],
         }
         form = urlencode({"payload": json.dumps(payload)}).encode()
         return self.post(form, "application/x-www-form-urlencoded")
@@ -241,4 +312,14 @@ def context_texts(blocks: list[dict[str, Any]]) -> list[str]:
 
 
 def answer_id_of(blocks: list[dict[str, Any]]) -> str:
-    return str(next(b["elements"][0]["value"] for b in blocks if b["type"] == "actions"))
+    """The answer id the feedback buttons (or the 👍/👎 buttons) of a message carry."""
+    for block in blocks:
+        if block["type"] == "context_actions":
+            return str(block["elements"][0]["positive_button"]["value"]).removeprefix("up:")
+        if block["type"] == "actions":
+            return str(block["elements"][0]["value"])
+    raise AssertionError(f"no feedback buttons in {blocks}")
+
+
+def markdown_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    return [b["text"] for b in blocks if b["type"] == "markdown"]

@@ -43,3 +43,33 @@ def test_sentence_spans_are_exact_offsets_and_paragraphs_split() -> None:
     spans = split_sentences(text)
     assert [text[a:b] for a, b in spans] == ["One two three.", "Four five six!", "Seven eight"]
     assert split_sentences(text, 16, 30) == [(16, 30)]
+
+
+def test_runs_of_punctuation_are_split_in_one_pass() -> None:
+    """A run of 200,000 dots that ends no sentence: the boundary pattern used to retry the run from every dot
+    (hours at this size)."""
+    dots = "." * 200_000
+    text = f"It began. Dots {dots} and more. Then it ended!!! \u201cQuiet?\u201d"
+    spans = split_sentences(text)
+    assert [text[a:b] for a, b in spans] == [
+        "It began.",
+        f"Dots {dots} and more.",
+        "Then it ended!!!",
+        "\u201cQuiet?\u201d",
+    ]
+
+
+def test_hover_cards_are_found_only_before_a_more() -> None:
+    """Names that look like the start of a card, by the hundred thousand, with no card end near them, are text
+    (`tests/bench_hostile.py` times this against the size)."""
+    bait = "AaAa Aa " * 100_000
+    assert clean_text(bait) == bait.strip()
+    card = "Rep. Ilhan OmarIlhan OmarNew York Times defends itself MORE (D-Minn.) spoke."
+    assert clean_text(bait + "\n\n" + card).endswith("Rep. Ilhan Omar (D-Minn.) spoke.")
+
+
+def test_control_characters_are_removed_tabs_and_newlines_kept() -> None:
+    raw = "Al\x00pha\x1b[31m red\x7f\x85 \ud800text\tand\x0bmore\r\n\r\nNext\x0c paragraph\ufffe."
+    assert clean_text(raw) == "Alpha[31m red text and more\n\nNext paragraph."
+    assert clean_inline("The\x00 Hill\x1f\r\nGazette") == "The Hill Gazette"
+    assert clean_text("\x00\x01\x02") == ""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
 
+from bot.app import Byline
 from ingest.documents import Line, article_from_docx, article_from_pdf, load_docx, load_pdf, reflow, strip_furniture
 from ingest.loaders import LoadFailure
 from ingest.models import Article
@@ -159,3 +162,45 @@ def test_reflow_without_positions_breaks_after_short_sentence_ends() -> None:
         "A first paragraph that runs on over two lines.",
         "Then a second one.",
     ]
+
+
+@pytest.mark.slow
+def test_the_documents_are_ingested_and_answered(byline: Byline) -> None:
+    """The PDF and Word files of tests/data/documents through `ingest` (by the suffix table, under the size
+    limit), then asked about with the real model: the answers cite the PDF and the Word file they came from."""
+    documents = sorted(str(p) for p in DOCUMENTS.iterdir() if p.suffix in (".pdf", ".docx"))
+    report = byline.ingest(documents)
+    assert report.articles == len(LOADABLE)
+    assert sorted(Path(f.source).name for f in report.failed) == [
+        "corrupt.docx",
+        "encrypted.pdf",
+        "scanned-letter.pdf",
+        "truncated.pdf",
+    ]
+    # copy-protected.pdf is the press release again (encrypted with an empty password): one article, two files
+    press_release = {"press-release.pdf", "copy-protected.pdf"}
+    for question, fact, documents in [
+        ("How much will the Quay Street ferry terminal cost?", "14.2 million pounds", press_release),
+        ("How many cables of the Old Mill footbridge are corroded?", "two of the four main cables", {"statement.docx"}),
+    ]:
+        answer = byline.ask(question)
+        assert answer.citations and Path(answer.citations[0].path or "").name in documents, answer.text
+        best = byline.retriever.search(question)[0]
+        assert Path(best.path or "").name in documents and fact in best.text
+
+
+def test_pypdf_warnings_are_quiet_while_ingesting(
+    byline: Byline, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PDF whose cross-reference offset is wrong loads (pypdf rebuilds the table), with warnings that would
+    print over the progress display; during ingest they are silenced, and the logger is as it was afterwards."""
+    data = re.sub(rb"startxref\s+\d+", b"startxref\n999999", (DOCUMENTS / "press-release.pdf").read_bytes())
+    damaged = tmp_path / "damaged.pdf"
+    damaged.write_bytes(data)
+    caplog.set_level(logging.WARNING)
+    article_from_pdf(data)
+    assert any(r.name.startswith("pypdf") for r in caplog.records)  # what the ingest must not show
+    caplog.clear()
+    report = byline.ingest([str(damaged)])
+    assert report.added == 1 and not [r for r in caplog.records if r.name.startswith("pypdf")]
+    assert logging.getLogger("pypdf").level == logging.NOTSET

@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 from seed_passages import article_text, passages
 
-from bot.answering.citations import (
-    UNVERIFIED,
-    SupportChecker,
-    check_citations,
-    cited_numbers,
-    is_refusal,
-    split_answer,
-)
+from bot.answering.citations import UNVERIFIED, check_citations, cited_numbers, is_refusal, split_answer
 from bot.answering.context import Source, number_sources
+from bot.answering.support import SupportChecker
 from bot.models import CANNOT_ANSWER
 from bot.settings import LLMSettings
 from ingest.embedding import Embedder

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,6 @@ from seed_passages import article_text, seed_articles
 from typer.testing import CliRunner
 
 from bot.app import Byline
-from bot.cli.chat import CHECKED
 from bot.cli.main import build_app
 from bot.models import CANNOT_ANSWER
 from bot.settings import Settings
@@ -92,17 +96,40 @@ def test_ask_json_gives_a_checked_llm_answer(runner: CliRunner, server: FakeOpen
     assert citation["n"] == 1 and citation["title"] == "Notre Dame in Paris catches fire"
     assert article_text("notre")[citation["start"] : citation["end"]] == citation["quote"]
     assert "400 firefighters" in citation["quote"]
-    assert server.requests[0]["stream"] is False
 
 
-def test_ask_streams_tokens_then_prints_the_checked_answer(runner: CliRunner, server: FakeOpenAI) -> None:
+def test_ask_streams_checked_sentences_then_the_sources(runner: CliRunner, server: FakeOpenAI) -> None:
     result = runner.invoke(app, ["ask", "--stream", "What led to the Magnitogorsk explosion?"])
     assert result.exit_code == 0, result.output
-    streamed, checked = result.stdout.split(CHECKED)
-    assert re.fullmatch(rf"{re.escape(CLAIMS['Magnitogorsk'])} \[\d\]\.\n\n", streamed)
-    assert checked.lstrip().startswith(f"{CLAIMS['Magnitogorsk']} [1].")
-    assert "Sources:\n[1] Magnitogorsk apartment building collapses" in checked
+    text, sources = result.stdout.split("\n\nSources:\n")
+    assert text == f"{CLAIMS['Magnitogorsk']} [1]."
+    assert sources.startswith("[1] Magnitogorsk apartment building collapses")
     assert server.requests[0]["stream"] is True
+
+
+def inventing_model(request: dict[str, Any]) -> Reply:
+    """Says one true thing about Magnitogorsk, then invents a figure and a culprit, both cited."""
+    user = message_text(request, "user")
+    (n,) = re.findall(r'<source n="(\d+)">\ntitle: Magnitogorsk', user)
+    return Reply(
+        content=f"{CLAIMS['Magnitogorsk']} [{n}]. The blast killed 212 people and was ordered by a Ukrainian "
+        f"general [{n}]. {CLAIMS['Magnitogorsk']}, officials said [{n}].",
+        chunk_chars=3,
+    )
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_an_invented_sentence_never_reaches_the_screen(runner: CliRunner, server: FakeOpenAI, stream: str) -> None:
+    server.responder = inventing_model
+    result = runner.invoke(app, ["ask", stream, "What led to the Magnitogorsk explosion?"])
+    assert result.exit_code == 0, result.output
+    assert "212" not in result.output and "Ukrainian" not in result.output
+    text, sources = result.stdout.split("\n\nSources:\n")
+    assert " ".join(text.split()) == f"{CLAIMS['Magnitogorsk']} [1]. {CLAIMS['Magnitogorsk']}, officials said [1]."
+    assert max(len(line) for line in text.splitlines()) <= 100  # wrapped as the whole answer would be
+    assert sources.startswith("[1] Magnitogorsk apartment building collapses")
+    result = runner.invoke(app, ["ask", "--json", "What led to the Magnitogorsk explosion?"])
+    assert [s["supported"] for s in json.loads(result.stdout)["sentences"]] == [True, False, True]
 
 
 def test_chat_condenses_a_follow_up_before_retrieval(runner: CliRunner, server: FakeOpenAI) -> None:
@@ -151,3 +178,34 @@ def test_llm_without_key_or_server_is_a_one_line_startup_error(
         "or BYLINE_LLM_BASE_URL for an OpenAI-compatible server"
     ]
     assert result.stdout == ""
+
+
+def test_on_a_terminal_a_status_line_shows_then_only_checked_sentences(runner: CliRunner, server: FakeOpenAI) -> None:
+    """The real `byline` in a pseudo-terminal: everything it draws is read, spinner frames and all."""
+    server.responder = lambda request: replace(inventing_model(request), interval=0.02)
+    main, child = pty.openpty()
+    byline = Path(sys.executable).with_name("byline")
+    process = subprocess.Popen(
+        [str(byline), "ask", "What led to the Magnitogorsk explosion?"],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    screen = b""
+    while chunk := _read(main):
+        screen += chunk
+    os.close(main)
+    assert process.wait(timeout=60) == 0
+    text = screen.decode()
+    assert "Searching 4 articles…" in text and "Writing the answer…" in text
+    assert "212" not in text and "Ukrainian" not in text
+    assert f"{CLAIMS['Magnitogorsk']} [1]." in text and "Sources:" in text
+
+
+def _read(fd: int) -> bytes:
+    """What the terminal got next; b"" once the program has closed it."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: every writer has closed the terminal
+        return b""

@@ -7,10 +7,12 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
 from conftest import SEED_ARTICLE, SEED_JSONL
 
-from ingest.loaders import LoadFailure, load_jsonl, load_sources
+from ingest.loaders import LoadFailure, load_jsonl
 from ingest.models import Article
+from ingest.sources import load_sources
 
 HTML = """<!doctype html><html><head>
 <title>Bridge reopens after repairs | Harbour Gazette</title>
@@ -53,6 +55,50 @@ def test_markdown_with_front_matter(tmp_path: Path) -> None:
     (article,), _ = load(md)
     assert (article.title, article.source, article.url) == ("Heading", "The Hill", "https://thehill.example/a")
     assert article.published_at is not None and article.published_at.date().isoformat() == "2019-04-16"
+    assert article.text == "Body text here."
+
+
+def test_a_title_in_front_matter_leaves_the_whole_body_as_text(tmp_path: Path) -> None:
+    """The lead paragraph is text, not a second title: it was dropped when the first line was always the title."""
+    md = tmp_path / "lead.md"
+    md.write_text(
+        "---\n"
+        "title: 'Storm closes the port: ferries cancelled'\n"  # quoted YAML: the colon is part of the title
+        "author: [Dana Reyes, Sam Okafor]\n"
+        "published_at: 2019-04-16T08:30:00Z\n"
+        "draft: yes\n"
+        "---\n"
+        "The port closed on Tuesday as the storm arrived.\n\nFerries will resume on Friday.\n"
+    )
+    repeated = tmp_path / "repeated.md"
+    repeated.write_text("---\ntitle: Storm warning\n---\n# Storm warning\n\nThe warning lasts until noon.\n")
+    (lead, again), failures = load(md, repeated)
+    assert not failures
+    assert lead.title == "Storm closes the port: ferries cancelled" and lead.author == "Dana Reyes, Sam Okafor"
+    assert lead.text == "The port closed on Tuesday as the storm arrived.\n\nFerries will resume on Friday."
+    assert lead.published_at is not None and lead.published_at.hour == 8
+    assert (again.title, again.text) == ("Storm warning", "The warning lasts until noon.")
+
+
+def test_front_matter_is_yaml_or_a_clear_failure(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.md"
+    broken.write_text("---\ntitle: [unclosed\n---\nBody.\n")
+    rule = tmp_path / "rule.md"  # a Markdown rule, then prose: not a mapping, so not front matter
+    rule.write_text("---\nJust a line between rules\n---\nTitle line\n\nBody text.\n")
+    (article,), (failure,) = load(broken, rule)
+    assert failure.source == str(broken) and failure.reason.startswith("front matter is not valid YAML")
+    assert (article.title, article.text) == ("---", "Just a line between rules --- Title line\n\nBody text.")
+
+
+def test_paths_are_stored_absolute_however_the_file_was_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "news").mkdir()
+    story = tmp_path / "news" / "story.txt"
+    story.write_text("Story\n\nThe news itself.")
+    (tmp_path / "link.txt").symlink_to(story)
+    monkeypatch.chdir(tmp_path)
+    spellings = ["news/story.txt", "./news/../news/story.txt", str(story), "link.txt", "news"]
+    articles, _ = load(*spellings)
+    assert [a.path for a in articles] == [str(story)] * len(spellings)
 
 
 def test_jsonl_records_carry_metadata() -> None:
@@ -104,10 +150,12 @@ def test_bad_inputs_fail_alone_with_path_and_reason(tmp_path: Path) -> None:
         + json.dumps({"title": "No text"})
         + "\n"
     )
-    (folder / "notes.docx").write_text("ignored: unknown types inside folders are skipped")
+    (folder / "notes.odt").write_text("ignored: unknown types inside folders are skipped")
+    (folder / "notes.docx").write_text("not a Word file at all")
     (folder / "dangling.txt").symlink_to(folder / "missing.txt")
     (tmp_path / "x.pdf").write_bytes(b"%PDF-1.4")
-    articles, failures = load(folder, tmp_path / "nope.txt", tmp_path / "x.pdf")
+    (tmp_path / "x.odt").write_bytes(b"PK")
+    articles, failures = load(folder, tmp_path / "nope.txt", tmp_path / "x.pdf", tmp_path / "x.odt")
     assert sorted(a.title for a in articles) == ["Fine", "Good title"]
     reasons = {
         Path(f.source.split(":")[0]).name + (":" + f.source.split(":")[1] if ":" in f.source else ""): f.reason
@@ -119,7 +167,10 @@ def test_bad_inputs_fail_alone_with_path_and_reason(tmp_path: Path) -> None:
     assert reasons["records.jsonl:2"].startswith("malformed JSON")
     assert reasons["records.jsonl:3"] == "record has no 'text' or 'body'"
     assert reasons["nope.txt"] == "no such file or directory"
-    assert reasons["x.pdf"].startswith("unsupported file type '.pdf'")
+    assert reasons["notes.docx"].startswith("damaged Word file")
+    assert reasons["x.pdf"] == "truncated or damaged PDF: no end-of-file marker"
+    assert reasons["x.odt"].startswith("unsupported file type '.odt'") and ".docx" in reasons["x.odt"]
+    assert "notes.odt" not in reasons
 
 
 def test_jsonl_is_read_line_by_line(tmp_path: Path) -> None:
@@ -164,7 +215,7 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "unreadable.txt"
     path.symlink_to("/proc/self/mem")
     _, (failure,) = load(path)
-    assert failure.source == str(path) and failure.reason.startswith("cannot read:")
+    assert failure.source == str(path.resolve()) and failure.reason.startswith("cannot read:")
 
 
 def test_folder_documentation_is_skipped_but_loadable_by_name(tmp_path: Path) -> None:

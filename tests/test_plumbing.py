@@ -123,3 +123,22 @@ def test_the_retriever_is_a_langchain_retriever(plumbed: Byline, tmp_path: Path)
     assert top.page_content in ARTICLES[0]["text"]
     assert top.metadata["start"] == ARTICLES[0]["text"].index(top.page_content)
     assert plumbed.retriever.invoke("conductor", k=1)[0].metadata["title"] == "Orchestra names conductor"
+
+
+def test_recent_articles_are_the_latest_published_of_the_index(plumbed: Byline, tmp_path: Path) -> None:
+    source = tmp_path / "dated.jsonl"
+    dated = [
+        {"title": "Undated feature", "text": "A feature on harbour life with no date at all."},
+        {"title": "Older story", "date": "2019-03-01", "source": "The Hill", "text": "An older story on the bridge."},
+        {"title": "Newest story", "date": "2019-05-02", "text": "The newest story on the orchestra."},
+        {"title": "Middle story", "date": "2019-04-10", "text": "A story in between about the mayor."},
+    ]
+    source.write_text("".join(json.dumps(a) + "\n" for a in dated))
+    assert plumbed.ingest([str(source)]).added == 4
+    recent = plumbed.recent_articles(3)
+    assert [h.title for h in recent] == ["Newest story", "Middle story", "Older story"]
+    assert recent[2].source == "The Hill" and recent[2].published_at is not None
+    assert recent[2].published_at.startswith("2019-03-01")
+    assert [h.title for h in plumbed.recent_articles(10)][-1] == "Undated feature"
+    plumbed.forget([recent[0].article_id])
+    assert [h.title for h in plumbed.recent_articles(1)] == ["Middle story"]

@@ -142,6 +142,8 @@ def test_common_words_are_left_out_of_bm25_in_a_large_index(
     assert len(articles(["harbour", "vandermeer"], 1.0)) >= 3
     assert articles(["harbour", "vandermeer"], 0.01) == {orchestra}
     assert len(articles(["harbour", "bridge"], 0.01)) >= 2  # all common: every word is kept
+    # a word found nowhere does not leave the common ones out: they are all there is to score
+    assert len(articles(["harbour", "zzzxq"], 0.01)) >= 2
     # the chunk count behind the cap follows writes from another connection (another process)
     before = catalog._count_chunks()
     writer = Byline(news.settings, embedder=embedder)

@@ -1,4 +1,5 @@
-"""The Slack app manifests in the repo match what the code registers: events, /ask, buttons, scopes."""
+"""The Slack app manifests in the repo match what the code registers: the agent view, events, /ask, the
+shortcut, buttons, scopes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from slack_bolt import App, BoltRequest
 from slack_harness import ALICE, CHANNEL, ScriptedAsk, event_body
 
 from bot.settings import Settings, SlackSettings
-from bot.slack.app import ACTIONS, COMMANDS, EVENTS, SCOPES, THREAD_SCOPES, create_slack_app
-from bot.slack.feedback import FeedbackStore
+from bot.slack.app import ACTIONS, ASSISTANT_VIEW_EVENTS, COMMANDS, EVENTS, SCOPES, SHORTCUTS, create_slack_app
+from bot.slack.render import FEEDBACK_ACTION
 from bot.slack.serve import EVENTS_PATH
 from ingest.storage.sqlite import SQLiteCatalog
 
@@ -32,7 +33,11 @@ def test_manifest_declares_what_the_code_handles(mode: str) -> None:
     features, settings = manifest["features"], manifest["settings"]
     assert set(settings["event_subscriptions"]["bot_events"]) == set(EVENTS)
     assert {c["command"] for c in features["slash_commands"]} == set(COMMANDS)
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(SCOPES) | set(THREAD_SCOPES)
+    assert {(s["type"], s["callback_id"]) for s in features["shortcuts"]} == {("message", c) for c in SHORTCUTS}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(SCOPES)
+    # The agent experience: its DM opens with app_home_opened, handled; the legacy assistant view is not set.
+    assert features["agent_view"]["agent_description"] and "assistant_view" not in features
+    assert "app_home_opened" in EVENTS
     assert settings["interactivity"]["is_enabled"] is True
     assert features["app_home"]["messages_tab_enabled"] is True
     assert features["app_home"]["messages_tab_read_only_enabled"] is False
@@ -53,8 +58,9 @@ def app(tmp_path: Path) -> Any:
     with FakeSlack() as fake:
         settings = Settings(home=tmp_path, slack=SlackSettings(bot_token=BOT_TOKEN, api_url=fake.api_url))
         catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
-        app = create_slack_app(settings, ScriptedAsk(), FeedbackStore(catalog))
-        yield app, fake
+        slack = create_slack_app(settings, ScriptedAsk(), catalog)
+        yield slack.app, fake
+        slack.drain(10)
         catalog.close()
 
 
@@ -72,10 +78,13 @@ def event_of(subscription: str) -> dict[str, Any]:
         "bot_id": "B0OTHER",
         "text": f"<@{BOT_USER_ID}> hi",
         "ts": "1700000000.000100",
+        "thread_ts": "1700000000.000001",
         "channel": "D0ALICE" if channel_type == "im" else CHANNEL,
+        "tab": "home",
+        "assistant_thread": {"user_id": "U0OTHERBOT", "channel_id": "D0ALICE", "thread_ts": "1700000000.000001"},
     }
     if channel_type:
-        event["channel_type"] = channel_type
+        event["channel_type"] = {"channels": "channel", "groups": "group"}.get(channel_type, channel_type)
     return event_body(event)
 
 
@@ -83,7 +92,7 @@ def event_of(subscription: str) -> dict[str, Any]:
 def test_every_manifest_subscription_reaches_a_handler(app: Any) -> None:
     bolt, fake = app
     manifest = load("socket")
-    for subscription in manifest["settings"]["event_subscriptions"]["bot_events"]:
+    for subscription in [*manifest["settings"]["event_subscriptions"]["bot_events"], *ASSISTANT_VIEW_EVENTS]:
         assert dispatch(bolt, event_of(subscription)) == 200, subscription
     for command in manifest["features"]["slash_commands"]:
         body = {
@@ -96,14 +105,28 @@ def test_every_manifest_subscription_reaches_a_handler(app: Any) -> None:
         }
         assert dispatch(bolt, body) == 200, command["command"]
     for action_id in ACTIONS:
+        kind = "feedback_buttons" if action_id == FEEDBACK_ACTION else "button"
         payload = {
             "type": "block_actions",
             "user": {"id": ALICE},
             "response_url": fake.webhook_url(),
-            "actions": [{"type": "button", "action_id": action_id, "value": "a1", "block_id": "b"}],
+            "actions": [{"type": kind, "action_id": action_id, "value": "up:a1", "block_id": "b"}],
         }
         assert dispatch(bolt, payload) == 200, action_id
+    for shortcut in manifest["features"]["shortcuts"]:
+        payload = {
+            "type": "message_action",
+            "callback_id": shortcut["callback_id"],
+            "trigger_id": "t-3",
+            "user": {"id": ALICE},
+            "channel": {"id": CHANNEL},
+            "message": {"type": "message", "user": ALICE, "ts": "1700000000.000200", "text": ""},
+            "response_url": fake.webhook_url(),
+        }
+        assert dispatch(bolt, payload) == 200, shortcut["callback_id"]
     # and the check can fail: what the manifest does not subscribe to has no handler
     assert dispatch(bolt, event_body({"type": "reaction_added", "user": ALICE, "reaction": "eyes"})) == 404
     other = {"command": "/other", "text": "x", "user_id": ALICE, "channel_id": CHANNEL, "trigger_id": "t-2"}
     assert dispatch(bolt, other) == 404
+    unknown = {"type": "message_action", "callback_id": "other", "trigger_id": "t-4", "user": {"id": ALICE}}
+    assert dispatch(bolt, unknown) == 404

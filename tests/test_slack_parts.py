@@ -5,28 +5,29 @@ from __future__ import annotations
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fake_slack import BOT_TOKEN, BOT_USER_ID, Failure, FakeSlack, block_kit_error
-from slack_harness import make_answer, refusal
+from slack_harness import headline, make_answer, refusal, sentence_pieces
 from slack_sdk.errors import SlackApiError
 
 from bot.models import Answer, Turn
 from bot.settings import SlackSettings
-from bot.slack.app import parse_channel_filters, question_text, turns_from_thread
+from bot.slack.assistant import suggested_prompts
 from bot.slack.client import SlackStartupError, api_url, check_startup, make_web_client, verify_bot_token
 from bot.slack.feedback import FeedbackStore, PostedAnswer
 from bot.slack.guards import Deduplicator, UserRateLimiter, WorkerPool
 from bot.slack.render import (
+    ANSWER_CHARS,
     FALLBACK_CHARS,
     MAX_BLOCKS,
     SECTION_CHARS,
     answer_message,
-    answer_text_from_blocks,
+    neutral_markdown,
     split_mrkdwn,
     to_mrkdwn,
 )
+from bot.slack.text import mentions_someone, parse_channel_filters, question_text
 from ingest.storage.sqlite import SQLiteCatalog
 
 
@@ -91,10 +92,34 @@ def test_split_never_breaks_a_link_or_an_entity() -> None:
     assert split_mrkdwn(unbroken, 500) == ["x" * 500, "x" * 500, "x" * 200]
 
 
-def test_the_answer_can_be_read_back_from_its_blocks() -> None:
-    answer = make_answer("q", "Omar & Dorsey <spoke> [1].")
-    assert answer_text_from_blocks(answer_message(answer, "a1")) == "Omar & Dorsey <spoke> [1]."
-    assert answer_text_from_blocks({"text": "Searching the articles…"}) is None
+def test_a_written_answer_is_one_markdown_block_that_cannot_ping() -> None:
+    text = "**Omar** spoke to <!channel> and <@U123ABC> in <#C0GEN> [1]. Then @here & @everyone left [1]."
+    message = answer_message(make_answer("q", text, written=True), "a1")
+    [body] = [b["text"] for b in message["blocks"] if b["type"] == "markdown"]
+    assert body.startswith("**Omar** spoke")  # Markdown stays Markdown
+    rendered = str(message["blocks"]) + message["text"]
+    for mention in ("<!channel>", "<@U123ABC>", "<#C0GEN>", "@here", "@everyone"):
+        assert mention not in rendered
+    assert "&lt;!channel&gt;" in message["text"]  # the notification text is mrkdwn: escaped
+    assert message["blocks"][-1]["type"] == "context_actions"
+    extractive = answer_message(make_answer("q", "A *quoted* sentence [1]."), "a2")
+    assert not [b for b in extractive["blocks"] if b["type"] == "markdown"]  # article text: escaped sections
+
+
+def test_neutral_markdown_of_a_longer_text_starts_with_that_of_the_shorter() -> None:
+    """What makes streaming safe: pieces neutralised one after another agree with the whole."""
+    text = "Before <!here> and <@U1|a> then @channel, @every one <#C2> and < ! plain [1]. End."
+    whole = neutral_markdown(text)
+    for cut in range(len(text) + 1):
+        assert whole.startswith(neutral_markdown(text[:cut]))
+
+
+def test_an_overlong_written_answer_is_cut_at_a_sentence() -> None:
+    answer = make_answer("q", "The council voted on the budget again [1]. " * 400, written=True)
+    blocks = answer_message(answer, "a1")["blocks"]
+    [body] = [b["text"] for b in blocks if b["type"] == "markdown"]
+    assert len(body) <= ANSWER_CHARS and body.endswith("[1].")
+    assert block_kit_error(blocks, max_total_chars=13_000) is None
 
 
 # -- reading Slack messages ----------------------------------------------------------------------------
@@ -109,28 +134,50 @@ def test_question_text_drops_the_mention_and_slack_markup() -> None:
     assert question_text(f"<@{BOT_USER_ID}>", BOT_USER_ID) == ""
 
 
-def test_turns_pair_each_answer_with_its_question() -> None:
-    def bot(ts: str, answer: str | None) -> dict[str, Any]:
-        blocks = answer_message(make_answer("q", answer), "id")["blocks"] if answer else []
-        return {"ts": ts, "user": BOT_USER_ID, "bot_id": "B0BYLINE", "text": "x", "blocks": blocks}
+def test_a_message_that_mentions_anyone_is_told_apart() -> None:
+    assert not mentions_someone("and who scored? see <https://x.com|this> in <#C0GEN|general>")
+    for text in (f"<@{BOT_USER_ID}> and?", "ask <@U0BOB|bob>", "<!here> look", "<!subteam^S0ED|@desk> ok"):
+        assert mentions_someone(text), text
 
-    thread: list[dict[str, Any]] = [
-        {"ts": "1.000001", "user": "U0ALICE", "text": f"<@{BOT_USER_ID}> first?"},
-        bot("1.000002", "First answer [1]."),
-        {"ts": "1.000003", "user": "U0BOB", "text": "side remark"},
-        {"ts": "1.000004", "user": "U0ALICE", "text": f"<@{BOT_USER_ID}> second?"},
-        bot("1.000005", None),  # an error message: the question went unanswered
-        {"ts": "1.000006", "user": "U0ALICE", "text": f"<@{BOT_USER_ID}> third?"},
-        {"ts": "1.000007", "bot_id": "B0OTHER", "text": "another bot"},
-        {"ts": "1.000008", "user": "U0ALICE", "text": f"<@{BOT_USER_ID}> fourth?"},
-        bot("1.000009", "Fourth answer."),
-        {"ts": "1.000010", "user": "U0ALICE", "text": f"<@{BOT_USER_ID}> now?"},
-        bot("1.000011", None),  # this question's own placeholder
+
+def test_suggested_prompts_ask_about_the_latest_distinct_stories() -> None:
+    headlines = [
+        headline(1, "Jack Dorsey calls Ilhan Omar"),
+        headline(2, "Jack  Dorsey calls Ilhan Omar"),  # the same story again
+        headline(3, "A" * 200),
+        headline(4, "Bridge reopens"),
+        headline(5, "Orchestra names conductor"),
+        headline(6, "Sixth story"),
     ]
-    assert turns_from_thread(list(reversed(thread)), BOT_USER_ID, before_ts="1.000010") == [
+    prompts = suggested_prompts(headlines)
+    assert len(prompts) == 4 and [p["title"] for p in prompts][::3] == [
+        "Jack Dorsey calls Ilhan Omar",
+        "Orchestra names conductor",
+    ]
+    assert prompts[0]["message"] == "What do the articles say about “Jack Dorsey calls Ilhan Omar”?"
+    assert len(prompts[1]["title"]) <= 60 and prompts[1]["title"].endswith("…")
+    assert suggested_prompts([]) == []
+
+
+def test_sentence_pieces_join_back_to_the_text() -> None:
+    for text in ("One [1]. Two [2][3]. Three", "No full stop", "Done. [4] Next? Yes [1]."):
+        assert "".join(sentence_pieces(text)) == text
+
+
+def test_turns_of_a_thread_come_from_the_answers_shown_there(tmp_path: Path) -> None:
+    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    store = FeedbackStore(catalog)
+    store.record_answer(make_answer("first?", "First answer [1]."), PostedAnswer("a1", "C1", "10.000002", "10.0", "U1"))
+    store.record_answer(make_answer("second?", "Second [1]."), PostedAnswer("a2", "C1", "9.900000", "9.0", "U1"))
+    store.record_answer(make_answer("fourth?", "Fourth."), PostedAnswer("a4", "C1", "100.000009", "10.0", "U1"))
+    store.record_answer(make_answer("later?", "Later."), PostedAnswer("a5", "C1", "100.000011", "10.0", "U1"))
+    store.record_answer(make_answer("/ask?", "Asked."), PostedAnswer("a6", "C1", None, None, "U1"))
+    assert store.turns("C1", "10.0", before_ts="100.000010") == [
         Turn("first?", "First answer [1]."),
-        Turn("fourth?", "Fourth answer."),
+        Turn("fourth?", "Fourth."),
     ]
+    assert store.turns("C2", "10.0", before_ts="200.0") == []
+    catalog.close()
 
 
 def test_channel_filters_are_checked() -> None:
@@ -178,9 +225,10 @@ def test_deduplicator_forgets_after_its_ttl(tmp_path: Path) -> None:
     assert catalog.fetch("SELECT COUNT(*) FROM slack_deliveries")[0][0] == 1  # expired rows go
 
 
-def test_rate_limiter_counts_a_sliding_minute_per_user() -> None:
+def test_rate_limiter_counts_a_sliding_minute_per_user(tmp_path: Path) -> None:
     clock = FakeClock()
-    limiter = UserRateLimiter(per_minute=2, clock=clock)
+    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    limiter = UserRateLimiter(catalog, per_minute=2, clock=clock)
     assert limiter.wait_seconds("alice") == 0
     clock.now += 10
     assert limiter.wait_seconds("alice") == 0
@@ -188,6 +236,31 @@ def test_rate_limiter_counts_a_sliding_minute_per_user() -> None:
     assert limiter.wait_seconds("bob") == 0
     clock.now += 50
     assert limiter.wait_seconds("alice") == 0
+    assert catalog.fetch("SELECT MIN(asked_at), COUNT(*) FROM slack_questions_asked")[0] == (1010.0, 3)  # 1000 went
+    catalog.close()
+
+
+def test_rate_limit_holds_across_processes_sharing_a_home(tmp_path: Path) -> None:
+    """Eight connections to one catalog (as from several bot processes) ask for one user at once: exactly
+    `per_minute` get through, and a restarted process still counts them."""
+    path = tmp_path / "catalog.sqlite"
+    SQLiteCatalog(path).close()
+    catalogs = [SQLiteCatalog(path) for _ in range(8)]
+    start = threading.Barrier(8)
+    waits: list[int] = []
+
+    def ask(catalog: SQLiteCatalog) -> None:
+        limiter = UserRateLimiter(catalog, per_minute=3)
+        start.wait()
+        waits.append(limiter.wait_seconds("alice"))
+
+    threads = [threading.Thread(target=ask, args=(catalog,)) for catalog in catalogs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert waits.count(0) == 3 and all(0 < w <= 60 for w in waits if w)
+    assert UserRateLimiter(SQLiteCatalog(path), per_minute=3).wait_seconds("alice") > 0
 
 
 def test_worker_pool_turns_work_away_when_full() -> None:
@@ -202,7 +275,20 @@ def test_worker_pool_turns_work_away_when_full() -> None:
     assert not pool.submit(job)
     release.set()
     assert ran.acquire(timeout=30) and ran.acquire(timeout=30)
-    pool.shutdown()
+    assert pool.submit(job)  # room again once they are done
+    assert pool.drain(30) and ran.acquire(timeout=30)
+    assert not pool.submit(job)  # drained: nothing new is taken
+
+
+def test_a_drain_past_its_deadline_tells_the_queued_jobs() -> None:
+    pool = WorkerPool(workers=1, backlog=2)
+    release = threading.Event()
+    cancelled: list[str] = []
+    assert pool.submit(lambda: release.wait(30), on_cancel=lambda: cancelled.append("running"))
+    assert pool.submit(lambda: None, on_cancel=lambda: cancelled.append("queued"))
+    assert pool.drain(0.2) is False
+    assert cancelled == ["queued"]  # the job under way goes on; the queued one was told
+    release.set()
 
 
 # -- the Web API client --------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from slack_harness import ALICE, CHANNEL, ScriptedAsk, event_body, mention, sect
 
 from bot.settings import Settings, SlackSettings
 from bot.slack.app import create_slack_app
-from bot.slack.feedback import FeedbackStore
 from bot.slack.render import PLACEHOLDER
 from bot.slack.serve import socket_mode_handler
 from ingest.storage.sqlite import SQLiteCatalog
@@ -36,14 +35,15 @@ def run(tmp_path: Path) -> Iterator[SocketModeRun]:
         )
         catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
         ask = ScriptedAsk()
-        app = create_slack_app(settings, ask, FeedbackStore(catalog))
-        handler = socket_mode_handler(app, APP_TOKEN)
+        slack = create_slack_app(settings, ask, catalog)
+        handler = socket_mode_handler(slack.app, APP_TOKEN)
         handler.connect()  # type: ignore[no-untyped-call]
         try:
             fake.wait_for(lambda: socket.connections)
             yield SocketModeRun(fake, socket, ask)
         finally:
             handler.close()  # type: ignore[no-untyped-call]
+            slack.drain(10)
             catalog.close()
 
 
@@ -69,9 +69,9 @@ def test_duplicate_envelopes_are_both_acked_and_answered_once(run: SocketModeRun
     run.socket.send(envelope("env-2", "events_api", body, retry_attempt=1, retry_reason="timeout"))
 
     run.fake.wait_for(lambda: {a.get("envelope_id") for a in run.socket.acks} >= {"env-1", "env-2"})
-    update = run.fake.wait_calls("chat.update")[0]
-    assert section_texts(update.args["blocks"]) == ["Dorsey called Omar to discuss the threats [1]."]
-    assert run.fake.calls_to("chat.postMessage")[0].args["thread_ts"] == ts
+    posted = run.fake.wait_calls("chat.postMessage")[0]
+    assert section_texts(posted.args["blocks"]) == ["Dorsey called Omar to discuss the threats [1]."]
+    assert posted.args["thread_ts"] == ts
     time.sleep(0.4)  # the duplicate's listener runs after its ack: give a second answer time to show up
     assert len(run.fake.calls_to("chat.postMessage")) == 1 and len(run.ask.calls) == 1
 

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from bot.watch import Watcher, parse_duration
 from ingest.config import WebSettings
 from ingest.embedding import Embedder
 from ingest.pipeline import IngestReport
+from ingest.progress import IngestProgress, Progress
 from ingest.web.state import WebState
 
 app = build_app()
@@ -170,6 +172,14 @@ def test_every_bad_url_is_reported_and_the_rest_continues(web: Byline, site: Sit
         assert words in reasons[url], (url, reasons.get(url))
     assert web.catalog.fetch("SELECT COUNT(*) FROM pending_writes")[0][0] == 0
     assert sorted(articles(web)) == sorted(good)
+
+
+def test_a_pdf_served_as_application_pdf_is_an_article(web: Byline, site: Site) -> None:
+    report = web.ingest([site.url("/docs/press-release.pdf?utm_source=newsletter&id=7")])
+    assert counts(report) == (1, 0, 0, 0)
+    url = site.url("/docs/press-release.pdf?id=7")  # the tracking parameter gone
+    assert articles(web)[url][0] == "Harbour Authority approves new ferry terminal at Quay Street"
+    assert any("14.2 million pounds" in text for text in chunk_texts(web, url))
 
 
 # -- feeds --------------------------------------------------------------------------------------------------
@@ -357,6 +367,25 @@ def test_watch_survives_failing_feeds(web: Byline, site: Site) -> None:
     assert any("added 2" in line for line in lines)
     # polled feeds are not due again until their interval has passed
     assert Watcher(web, every=3600).due(time.time()) == []
+
+
+def test_each_feed_poll_reports_to_the_progress_display(web: Byline, site: Site) -> None:
+    """`watch` draws each feed's ingest on the display it is given: one display per poll, events in it."""
+    state = WebState(web.catalog)
+    for url in (site.url("/feeds/rss2.xml"), site.url("/feeds/atom.xml")):
+        state.add_feed(url)
+    polls: list[list[IngestProgress]] = []
+
+    @contextmanager
+    def display() -> Iterator[Progress]:
+        polls.append([])
+        yield polls[-1].append
+
+    Watcher(web, echo=lambda line: None, display=display).poll_round()
+    assert len(polls) == 2
+    first = polls[0]
+    assert first[-1].stage == "writing" and first[-1].done == 2 and first[-1].total is None  # feeds: no count
+    assert first[-1].chunks_done == first[-1].chunks_total > 0
 
 
 def test_parse_duration() -> None:

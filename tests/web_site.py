@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 from loopback import LoopbackServer
+
+# A real PDF (tests/data/make_documents.py typeset it), served as application/pdf.
+PRESS_RELEASE = (Path(__file__).resolve().parent / "data" / "documents" / "press-release.pdf").read_bytes()
 
 NAV = """
 <header class="site-header">
@@ -248,6 +252,7 @@ class Site:
         )
         self.pages["/report.html"] = Resource(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n", "text/html")
         self.pages["/docs/annual-report.pdf"] = Resource(b"%PDF-1.7\n", "application/pdf")
+        self.pages["/docs/press-release.pdf"] = Resource(PRESS_RELEASE, "application/pdf")
         self.pages["/img/ferry.jpg"] = Resource(b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg")
         self.pages["/missing"] = Resource(b"<h1>Not found</h1>", status=404)
         self.pages["/gone"] = Resource(b"<h1>Gone</h1>", status=410)

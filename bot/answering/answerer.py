@@ -7,16 +7,35 @@ from typing import Protocol
 
 from bot.models import Answer, Passage, Turn
 
-TokenCallback = Callable[[str], None]
+# Receives the answer's text as it grows: only text that passed the citation check, never withdrawn.
+TextCallback = Callable[[str], None]
+# Receives short lines on what is being done: "Searching 171 articles…", "Writing the answer…".
+StatusCallback = Callable[[str], None]
 
 
 class Answerer(Protocol):
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
-        """A standalone version of `question` for retrieval, given the conversation so far."""
+    def condense(self, question: str, history: Sequence[Turn], *, asked_at: float | None = None) -> str:
+        """A standalone version of `question` for retrieval, given the conversation so far.
+
+        `asked_at` (`time.monotonic()` when the question came) starts the time a model may take for the
+        question, condensing and answering together.
+        """
         ...
 
     def answer(
-        self, question: str, query: str, passages: list[Passage], on_token: TokenCallback | None = None
+        self,
+        question: str,
+        query: str,
+        passages: list[Passage],
+        *,
+        on_text: TextCallback | None = None,
+        on_status: StatusCallback | None = None,
+        asked_at: float | None = None,
     ) -> Answer:
-        """Answer `question` (asked as `query` once condensed) from `passages`; tokens go to `on_token`."""
+        """Answer `question` (asked as `query` once condensed) from `passages`.
+
+        An answerer that streams hands checked text to `on_text` as it passes: all of it together is exactly the
+        final answer's text, and nothing handed on is withdrawn. One that does not stream (extractive) never
+        calls it: the caller shows the returned Answer.
+        """
         ...

@@ -1,26 +1,23 @@
-"""Checks the `[n]` citations of a model's answer against the sources it was shown.
+"""Checks the `[n]` citations of a model's answer against the sources it was shown, sentence by sentence as
+the answer streams.
 
 Markers that point at no source are dropped; each cited sentence is compared with the passages of the article
-it cites (word overlap and embedding similarity); citations that hold are renumbered by first use and carry
-the best supporting quote, an exact span of the article text.
+it cites (`bot.answering.support`); citations that hold are renumbered by first use and carry the best supporting
+quote, an exact span of the article text. Only sentences that pass are handed on, so a reader watching the
+answer arrive never sees text that is later withdrawn.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-import numpy as np
+from typing import Any, Literal
 
 from bot.answering.context import Source
-from bot.models import CANNOT_ANSWER, Citation, Passage
-from ingest.text import CONTENT_STOPWORDS, split_sentences, words
-
-if TYPE_CHECKING:
-    from ingest.embedding import Embedder
+from bot.answering.support import Support, SupportChecker, Vectors, evidence
+from bot.models import CANNOT_ANSWER, Citation
+from ingest.text import split_sentences
 
 # [3], [1, 2], [1-3], [2; 4], and the "[Source 2]" that weaker models write.
 _NUMBER = r"(?:sources?\s*:?\s*)?\d+(?:\s*[-–]\s*\d+)?"
@@ -29,10 +26,7 @@ _MARKERS_WITH_SPACE = re.compile(rf"\s*{MARKER.pattern}", re.IGNORECASE)
 # A sentence end hidden behind markers that split_sentences cannot see: "fell.[2] Then" or "fell. [2] Then".
 _HIDDEN_END = re.compile(rf"[.!?]['\"”’)]*(?:\s*{MARKER.pattern})+(?=\s+['\"“‘(]?[A-Z0-9])", re.IGNORECASE)
 _LEADING_MARKERS = re.compile(rf"(?:{MARKER.pattern}\s*)+", re.IGNORECASE)
-_NUMBER_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?")
 UNVERIFIED = "[unverified]"
-# Support a shorter quote may give up against the best-scoring (longer) one.
-_QUOTE_SLACK = 0.03
 
 
 @dataclass(slots=True)
@@ -42,6 +36,7 @@ class Sentence:
     text: str
     separator: str  # what stood between this sentence and the previous one (" ", "\n\n", ...)
     cited: list[int]  # source numbers as the model wrote them, valid ones only, first use first
+    end: int = 0  # offset just past it (and its markers) in the text it was split from
     refusal: bool = False
     supported: list[int] = field(default_factory=list)  # the cited sources that support it
 
@@ -52,20 +47,8 @@ class Sentence:
 
 
 @dataclass(slots=True)
-class Support:
-    """How well a source supports a sentence, and the best supporting span of its article."""
-
-    score: float
-    lexical: float
-    semantic: float
-    start: int
-    end: int
-    quote: str
-
-
-@dataclass(slots=True)
 class CheckedAnswer:
-    text: str
+    text: str  # exactly what was handed on as it streamed
     citations: list[Citation]
     sentences: list[dict[str, Any]]
     refused: bool  # the model said the cannot-answer sentence and made no supported claim
@@ -123,7 +106,7 @@ def split_answer(text: str, n_sources: int) -> list[Sentence]:
         cited: list[int] = []
         for marker in MARKER.finditer(body):
             cited += [n for n in cited_numbers(marker.group(1), n_sources) if n not in cited]
-        sentence = Sentence(text=body, separator=text[previous_end:start], cited=cited)
+        sentence = Sentence(text=body, separator=text[previous_end:start], cited=cited, end=end)
         sentence.refusal = is_refusal(sentence.claim)
         sentences.append(sentence)
         previous_end = end
@@ -140,154 +123,135 @@ def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text).split())
 
 
-def content_words(text: str) -> set[str]:
-    """Lower-cased, stop-word-free, lightly stemmed words: what word overlap is measured on."""
-    return {_stem(w) for w in words(text) if w not in CONTENT_STOPWORDS}
+class CitationCheck:
+    """Checks a model's answer sentence by sentence while it streams, handing on only what passes.
 
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s", "e"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def numbers_in(text: str) -> set[str]:
-    return {m.replace(",", "").rstrip(".") for m in _NUMBER_TOKEN.findall(text)}
-
-
-class SupportChecker:
-    """Decides whether a source supports a sentence, on three tests that each catch a different failure.
-
-    - topic: the mean of word-overlap recall and embedding cosine against the best window of the article
-      (catches citing the wrong article);
-    - new words: the share of the sentence's content words found in neither the question nor the article
-      (catches an on-topic sentence whose facts, names or places the article never gives);
-    - numbers: every figure in the sentence appears in the article or its date.
+    `feed` takes the reply as it arrives. A sentence is checked once it is complete: the next one has begun (a
+    marker after its full stop still belongs to it), or the reply has ended (`finish`). A supported sentence is
+    handed on at once, its markers renumbered by first use as they will stand in the final answer; a removed one
+    never is. A refusal, or an unsupported sentence kept `[unverified]`, waits until a supported sentence
+    follows: an answer with nothing supported is replaced as a whole, and what was handed on is never withdrawn.
+    `result().text` is exactly what was handed on.
     """
 
-    def __init__(self, embedder: Embedder, min_support: float, max_new_words: float) -> None:
-        self.embedder = embedder
-        self.min_support = min_support
-        self.max_new_words = max_new_words
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        checker: SupportChecker,
+        unsupported: Literal["mark", "remove"] = "remove",
+        question: str = "",
+    ) -> None:
+        self.sources = {source.n: source for source in sources}
+        self.checker = checker
+        self.unsupported = unsupported
+        self.question = question  # what each sentence must bear on; empty skips that test
+        self._raw = ""
+        self._checked_to = 0  # offset in the reply where the sentences not yet checked begin
+        self._vectors: Vectors = {}  # embeddings of this answer's sentences and its sources', checked in parts
+        self._shown: list[str] = []
+        self._held: list[str] = []
+        self._previous = ""  # the last supported claim: a sentence may bear on the question through it
+        self._relevance_bar: float | None = None  # worked out once, when first needed
+        self._renumber: dict[int, int] = {}
+        self._best: dict[int, Support] = {}  # per source number as the model wrote it: its strongest support
+        self._report: list[dict[str, Any]] = []
+        self._supported = 0
+        self._refusals = 0
 
-    def score(self, pairs: Sequence[tuple[str, Source]]) -> list[Support | None]:
-        """For each (claim, source), its best supporting window; None when the source has no text.
+    @property
+    def reply(self) -> str:
+        """The model's reply as fed so far."""
+        return self._raw
 
-        Windows are runs of one to three consecutive sentences of a passage. Only single sentences are
-        embedded; a window's vector is the normalised sum of its sentences' (embedding cost is per sentence).
-        """
-        sentences = {id(source): _sentences(source) for _, source in pairs}
-        claims = list(dict.fromkeys(claim for claim, _ in pairs))
-        texts = list(dict.fromkeys(t for runs in sentences.values() for _, run in runs for *_, t in run))
-        vectors = self.embedder.embed(claims + texts)
-        claim_vec = {c: vectors[i] for i, c in enumerate(claims)}
-        text_vec = {t: vectors[len(claims) + i] for i, t in enumerate(texts)}
-        windows = {key: _windows(runs, text_vec) for key, runs in sentences.items()}
-        weights = {key: _word_weights(runs) for key, runs in sentences.items()}
-        results: list[Support | None] = []
-        for claim, source in pairs:
-            candidates = windows[id(source)]
-            if not candidates:
-                results.append(None)
-                continue
-            words = content_words(claim)
-            weight = weights[id(source)]
-            unseen = float(np.mean(list(weight.values()))) if weight else 1.0
-            semantic = np.stack([w.vector for w in candidates]) @ claim_vec[claim]
-            lexical = np.array([_recall(words, w.words, weight, unseen) for w in candidates])
-            combined = (semantic + lexical) / 2
-            # A figure is the crux of a claim that has one: quote a window that states it, if any does.
-            figures = numbers_in(claim)
-            eligible = [i for i, w in enumerate(candidates) if figures <= numbers_in(w.text)]
-            eligible = eligible or list(range(len(candidates)))
-            # The shortest window that scores within a hair of the best makes the clearest quote.
-            top = max(float(combined[i]) for i in eligible)
-            best = min(
-                (i for i in eligible if combined[i] >= top - _QUOTE_SLACK),
-                key=lambda i: (candidates[i].size, -combined[i]),
-            )
-            window = candidates[best]
-            results.append(
-                Support(
-                    score=float(combined[best]),
-                    lexical=float(lexical[best]),
-                    semantic=float(semantic[best]),
-                    start=window.start,
-                    end=window.end,
-                    quote=window.text,
-                )
-            )
-        return results
+    def feed(self, piece: str) -> list[str]:
+        """Take the next piece of the reply; returns the checked text that may now be shown, in order."""
+        self._raw += piece
+        return self._check(self._complete(final=False))
 
-    def supports(self, claim: str, source: Source, support: Support | None, question: str = "") -> bool:
-        if support is None or support.score < self.min_support:
-            return False
-        words = content_words(claim)
-        article_words = set().union(*(content_words(p.text) for p in source.passages))
-        new_words = words - content_words(question) - article_words
-        if words and len(new_words) / len(words) > self.max_new_words:
-            return False
-        # A figure the article never states is the commonest way a fluent summary goes wrong.
-        return numbers_in(claim) <= _source_numbers(source)
+    def finish(self, rest: str = "") -> list[str]:
+        """The reply has ended (with `rest`): check what is left of it; returns what may now be shown."""
+        self._raw += rest
+        return self._check(self._complete(final=True))
 
+    def result(self) -> CheckedAnswer:
+        citations = [_citation(new, self.sources[old], self._best[old]) for old, new in self._renumber.items()]
+        refused = self._supported == 0 and self._refusals > 0
+        return CheckedAnswer("".join(self._shown), citations, self._report, refused, self._supported)
 
-@dataclass(slots=True)
-class _Window:
-    start: int  # offsets into the article text
-    end: int
-    text: str
-    words: set[str]
-    vector: np.ndarray
-    size: int  # sentences
+    def _complete(self, final: bool) -> list[Sentence]:
+        """The sentences complete since the last call."""
+        end = len(self._raw)
+        opened = self._raw.rfind("[", self._checked_to)
+        if not final and opened > self._raw.rfind("]", self._checked_to):
+            end = opened  # a marker being written: it may belong to the sentence before
+        sentences = split_answer(self._raw[self._checked_to : end], len(self.sources))
+        if not final:
+            sentences = sentences[:-1]  # the last one may still grow
+        if sentences:
+            self._checked_to += sentences[-1].end
+        return sentences
 
+    def _check(self, sentences: list[Sentence]) -> list[str]:
+        pairs = [(s.claim, self.sources[n]) for s in sentences if not s.refusal for n in s.cited]
+        if pairs and not self._vectors:
+            # One call to the embedding model for the first claims, the question and every source sentence
+            # (each call costs a fixed overhead); later batches embed only their new claims.
+            texts = [text for source in self.sources.values() for _, run in evidence(source) for *_, text in run]
+            asked = [self.question] if self.question else []
+            self.checker.embed([claim for claim, _ in pairs] + asked + texts, self._vectors)
+        supports = iter(self.checker.score(pairs, self._vectors) if pairs else [])
+        shown: list[str] = []
+        for sentence in sentences:
+            found = [(n, next(supports)) for n in ([] if sentence.refusal else sentence.cited)]
+            held_up = [
+                (n, s) for n, s in found if self.checker.supports(sentence.claim, self.sources[n], s, self.question)
+            ]
+            if held_up and not self._bears_on_question(sentence.claim):
+                held_up = []
+            for n, support in held_up:
+                assert support is not None
+                sentence.supported.append(n)
+                self._renumber.setdefault(n, len(self._renumber) + 1)
+                if n not in self._best or support.score > self._best[n].score:
+                    self._best[n] = support
+            shown += self._show(sentence)
+        return shown
 
-def _sentences(source: Source) -> list[tuple[Passage, list[tuple[int, int, str]]]]:
-    """Each passage with its sentences as (start, end, text), offsets into the passage text."""
-    return [(p, [(a, b, p.text[a:b]) for a, b in split_sentences(p.text)]) for p in source.passages]
+    def _bears_on_question(self, claim: str) -> bool:
+        if not self.question or self.checker.min_relevance <= 0:
+            return True
+        if self._relevance_bar is None:
+            self._relevance_bar = self.checker.relevance_bar(self.question, self.sources.values(), self._vectors)
+        relevance = self.checker.relevance(claim, [self.question, self._previous], self._vectors)
+        return relevance >= self._relevance_bar
 
-
-def _windows(runs: list[tuple[Passage, list[tuple[int, int, str]]]], vectors: dict[str, np.ndarray]) -> list[_Window]:
-    """Every run of one to three consecutive sentences of one paragraph of a passage, each once."""
-    found: dict[tuple[int, int], _Window] = {}
-    for passage, sentences in runs:
-        for i in range(len(sentences)):
-            for j in range(i, min(i + 3, len(sentences))):
-                if j > i and "\n" in passage.text[sentences[j - 1][1] : sentences[j][0]]:
-                    break  # a quote stays within its paragraph
-                a, b = sentences[i][0], sentences[j][1]
-                start, end = passage.start + a, passage.start + b
-                if (start, end) in found:  # overlapping passages repeat sentences
-                    continue
-                summed = np.sum([vectors[text] for *_, text in sentences[i : j + 1]], axis=0)
-                text = passage.text[a:b]
-                vector = summed / np.linalg.norm(summed)
-                found[(start, end)] = _Window(start, end, text, content_words(text), vector, j - i + 1)
-    return list(found.values())
-
-
-def _word_weights(runs: list[tuple[Passage, list[tuple[int, int, str]]]]) -> dict[str, float]:
-    """Inverse sentence frequency of each word in a source: its title words and topic words count less."""
-    texts = {text for _, sentences in runs for *_, text in sentences}
-    frequency: dict[str, int] = {}
-    for text in texts:
-        for word in content_words(text):
-            frequency[word] = frequency.get(word, 0) + 1
-    return {word: math.log(1 + len(texts) / count) for word, count in frequency.items()}
-
-
-def _recall(claim: set[str], window: set[str], weights: dict[str, float], unseen: float) -> float:
-    """Share of the claim's words the window has, each weighted by how specific it is within the source."""
-    total = sum(weights.get(w, unseen) for w in claim)
-    return sum(weights.get(w, unseen) for w in claim & window) / total if total else 0.0
-
-
-def _source_numbers(source: Source) -> set[str]:
-    found = set().union(*(numbers_in(p.text) for p in source.passages))
-    published = source.lead.published_at
-    if published is not None:  # the date line of the source counts as evidence too
-        found |= {str(published.year), str(published.day), f"{published.day:02d}", str(published.month)}
-    return found
+    def _show(self, sentence: Sentence) -> list[str]:
+        """What of `sentence` may be shown now: nothing, or it with whatever was held back for it."""
+        text: str | None = None
+        if sentence.refusal or sentence.supported:
+            text = _rewrite_markers(sentence, self._renumber)
+        elif self.unsupported == "mark":
+            text = f"{_rewrite_markers(sentence, self._renumber)} {UNVERIFIED}"
+        self._report.append(
+            {
+                "text": text if text is not None else sentence.claim,
+                "citations": [self._renumber[n] for n in sentence.supported],
+                "supported": bool(sentence.supported) or sentence.refusal,
+            }
+        )
+        self._refusals += sentence.refusal
+        if text is None:
+            return []
+        piece = (sentence.separator if self._shown or self._held else "") + text
+        if not sentence.supported and not self._shown:
+            self._held.append(piece)
+            return []
+        if sentence.supported:
+            self._supported += 1
+            self._previous = sentence.claim
+        released, self._held = [*self._held, piece], []
+        self._shown += released
+        return released
 
 
 def check_citations(
@@ -297,52 +261,10 @@ def check_citations(
     unsupported: Literal["mark", "remove"] = "remove",
     question: str = "",
 ) -> CheckedAnswer:
-    """The model's answer with citations checked, renumbered by first use, and unsupported text handled."""
-    by_number = {source.n: source for source in sources}
-    sentences = split_answer(raw, len(sources))
-    pairs = [(s.claim, by_number[n]) for s in sentences if not s.refusal for n in s.cited]
-    supports = iter(checker.score(pairs)) if pairs else iter(())
-    best: dict[int, Support] = {}  # per source number as the model wrote it: its strongest support
-    for sentence in sentences:
-        if sentence.refusal:
-            continue
-        for n in sentence.cited:
-            support = next(supports)
-            if checker.supports(sentence.claim, by_number[n], support, question):
-                assert support is not None
-                sentence.supported.append(n)
-                if n not in best or support.score > best[n].score:
-                    best[n] = support
-
-    renumber: dict[int, int] = {}
-    for sentence in sentences:
-        for n in sentence.supported:
-            renumber.setdefault(n, len(renumber) + 1)
-
-    parts: list[str] = []
-    report: list[dict[str, Any]] = []
-    for sentence in sentences:
-        if sentence.refusal or sentence.supported:
-            text = _rewrite_markers(sentence, renumber)
-        elif unsupported == "mark":
-            text = f"{_rewrite_markers(sentence, renumber)} {UNVERIFIED}"
-        else:
-            text = None
-        report.append(
-            {
-                "text": text if text is not None else sentence.claim,
-                "citations": [renumber[n] for n in sentence.supported],
-                "supported": bool(sentence.supported) or sentence.refusal,
-            }
-        )
-        if text is not None:
-            parts.append((sentence.separator if parts else "") + text)
-
-    citations = [_citation(new, by_number[old], best[old]) for old, new in renumber.items()]
-    supported = sum(1 for s in sentences if s.supported)
-    refused = supported == 0 and any(s.refusal for s in sentences)
-    text = "".join(parts).strip()
-    return CheckedAnswer(text, citations, report, refused=refused, supported=supported)
+    """A whole answer with citations checked, renumbered by first use, and unsupported text handled."""
+    check = CitationCheck(sources, checker, unsupported, question)
+    check.finish(raw)  # all sentences in one batch: one call to the embedding model
+    return check.result()
 
 
 def _rewrite_markers(sentence: Sentence, renumber: dict[int, int]) -> str:

@@ -1,4 +1,8 @@
-"""The sources block of an LLM prompt: passages grouped one number per article, delimited, fit to a budget."""
+"""The sources block of an LLM prompt: passages grouped one number per article, delimited, fit to a budget.
+
+Article text is data: anything in it shaped like our delimiters is defused, and its sentences that read like
+instructions to an AI are fenced between `<quoted-instructions>` tags the system prompt tells the model about.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from bot.models import Passage
+from ingest.injection import instruction_spans
 
 # Article text that imitates our delimiters could close a source early and pose as instructions.
-_DELIMITER = re.compile(r"<\s*(/?)\s*(sources?|conversation)\b", re.IGNORECASE)
+_DELIMITER = re.compile(r"<\s*(/?)\s*(sources?|conversation|quoted-instructions)\b", re.IGNORECASE)
+FENCE = ("<quoted-instructions>", "</quoted-instructions>")
 
 
 @dataclass(slots=True)
@@ -26,6 +32,11 @@ class Source:
     @property
     def article_id(self) -> str:
         return self.lead.article_id
+
+    @property
+    def may_hold_instructions(self) -> bool:
+        """Ingest flagged a passage as holding text that reads like instructions, or never checked one."""
+        return any(p.instruction_like is not False for p in self.passages)
 
     def segments(self) -> list[str]:
         """The passages' text with overlaps merged, so text shared by neighbouring chunks appears once."""
@@ -58,15 +69,26 @@ def neutralise(text: str) -> str:
     return _DELIMITER.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text)
 
 
+def fence_instructions(text: str) -> str:
+    """`text` (already defused) with each sentence that reads like instructions to an AI between the fence tags."""
+    parts: list[str] = []
+    cursor = 0
+    for start, end in instruction_spans(text):
+        parts += [text[cursor:start], FENCE[0], text[start:end], FENCE[1]]
+        cursor = end
+    return "".join(parts) + text[cursor:]
+
+
 def format_source(source: Source) -> str:
     lead = source.lead
     date = lead.published_at.date().isoformat() if lead.published_at else "unknown"
+    data = fence_instructions if source.may_hold_instructions else (lambda text: text)
     header = [
-        f"title: {neutralise(_one_line(lead.title))}",
-        f"outlet: {neutralise(_one_line(lead.source or 'unknown'))}",
+        f"title: {fence_instructions(neutralise(one_line(lead.title)))}",  # titles are not flagged at ingest
+        f"outlet: {neutralise(one_line(lead.source or 'unknown'))}",
         f"date: {date}",
     ]
-    body = "\n[…]\n".join(neutralise(segment.strip()) for segment in source.segments())
+    body = "\n[…]\n".join(data(neutralise(segment.strip())) for segment in source.segments())
     return f'<source n="{source.n}">\n' + "\n".join(header) + f"\n\n{body}\n</source>"
 
 
@@ -112,5 +134,5 @@ def _prefix(passage: Passage, length: int) -> Passage:
     return replace(passage, text=passage.text[:length], end=passage.start + length)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.answering.answerer import TokenCallback
+from bot.answering.answerer import StatusCallback, TextCallback
 from bot.models import CANNOT_ANSWER, Answer, Citation, Passage, Turn
 from bot.settings import AnswerSettings
 from ingest.embedding import Embedder
@@ -97,12 +97,20 @@ class ExtractiveAnswerer:
         self.embedder = embedder
         self.settings = settings
 
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
+    def condense(self, question: str, history: Sequence[Turn], *, asked_at: float | None = None) -> str:
         return condense_question(question, history)
 
     def answer(
-        self, question: str, query: str, passages: list[Passage], on_token: TokenCallback | None = None
+        self,
+        question: str,
+        query: str,
+        passages: list[Passage],
+        *,
+        on_text: TextCallback | None = None,
+        on_status: StatusCallback | None = None,
+        asked_at: float | None = None,
     ) -> Answer:
+        """The best sentences of the passages, cited; not streamed (`on_text` is not called)."""
         # Only sentences that can hold the kind of fact asked for (a number for "how many", ...) answer: when none
         # scores high enough, the question is near-topic but unanswered.
         kind = expected_answer_type(query)

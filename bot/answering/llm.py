@@ -6,13 +6,15 @@ provider client's, so every provider backs off the same way and a test can count
 
 from __future__ import annotations
 
+import contextvars
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from bot.answering.answerer import TokenCallback
 from bot.settings import LLM_KEY_ENV, LLMSettings
 
 if TYPE_CHECKING:
@@ -168,6 +170,8 @@ def describe_error(exc: BaseException) -> str:
         return f"HTTP {code}"
     if isinstance(exc, ValueError):
         return f"malformed reply ({_first_line(exc)})"
+    if isinstance(exc, DeadlineExceeded):
+        return str(exc)
     names = {cls.__name__ for cls in type(exc).__mro__}
     if isinstance(exc, TimeoutError) or names & {"APITimeoutError", "TimeoutException"}:
         return "timed out"
@@ -181,8 +185,18 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
+class DeadlineExceeded(TimeoutError):
+    """The question's time for the model ran out; the message says how long that was."""
+
+
 class ChatClient:
-    """One configured chat model, called with bounded retries and exponential backoff."""
+    """One configured chat model, called with bounded retries and exponential backoff, within a deadline.
+
+    Each attempt runs in a worker thread that the caller waits on until the deadline, so a server that accepts
+    the connection and never answers, or trickles its reply, costs no more than the time left: the HTTP client's
+    own timeout bounds each read, not a whole reply. A worker given up on stops at its next piece, or when its
+    read times out. Pieces reach the caller on the caller's thread.
+    """
 
     def __init__(
         self,
@@ -195,31 +209,80 @@ class ChatClient:
         self.count_tokens = token_counter(settings)
         self._sleep = sleep
 
-    def complete(self, messages: Sequence[BaseMessage], on_token: TokenCallback | None = None) -> str:
-        """The model's reply text; tokens go to `on_token` as they arrive. LLMError when no reply came."""
+    def deadline(self) -> float:
+        """The `time.monotonic()` by which a question asked now must have its reply."""
+        return time.monotonic() + self.settings.timeout
+
+    def complete(self, messages: Sequence[BaseMessage], deadline: float | None = None) -> str:
+        """The model's whole reply (one request, not streamed). LLMError when no reply came in time."""
+        return "".join(self._attempts(messages, deadline, streaming=False))
+
+    def stream(self, messages: Sequence[BaseMessage], deadline: float | None = None) -> Iterator[str]:
+        """The model's reply in pieces as they arrive. LLMError when it fails or the deadline passes; once a
+        piece has been given out there is no retry (a second reply would not continue the first)."""
+        return self._attempts(messages, deadline, streaming=True)
+
+    def _attempts(self, messages: Sequence[BaseMessage], deadline: float | None, streaming: bool) -> Iterator[str]:
+        deadline = self.deadline() if deadline is None else deadline
         attempts = self.settings.retries + 1
         for attempt in range(attempts):
-            streamed = False
+            given = False
             try:
-                if on_token is None:
-                    return _text(self.model.invoke(list(messages)).content)
-                parts: list[str] = []
-                for chunk in self.model.stream(list(messages)):
-                    piece = _text(chunk.content)
-                    if piece:
-                        streamed = True
-                        parts.append(piece)
-                        on_token(piece)
-                return "".join(parts)
+                for piece in self._attempt(messages, deadline, streaming):
+                    given = True
+                    yield piece
+                return
             except LLMError:
                 raise
             except Exception as exc:
-                # Once tokens reached the reader a retry would print the answer twice: give up instead.
-                if streamed or not is_transient(exc) or attempt + 1 == attempts:
+                delay = self._backoff(attempt, exc)
+                out_of_time = time.monotonic() + delay >= deadline
+                if given or not is_transient(exc) or attempt + 1 == attempts or out_of_time:
                     tried = f" after {attempt + 1} attempts" if attempt else ""
                     raise LLMError(f"{describe_error(exc)}{tried}") from exc
-                self._sleep(self._backoff(attempt, exc))
-        raise AssertionError("unreachable: the loop returns or raises")
+                self._sleep(delay)
+
+    def _attempt(self, messages: Sequence[BaseMessage], deadline: float, streaming: bool) -> Iterator[str]:
+        """One request in a worker thread; its pieces, waited for no later than `deadline`."""
+        if time.monotonic() >= deadline:  # spent already (on condensing, say): no request at all
+            raise self._too_late()
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                if streaming:
+                    for chunk in self.model.stream(list(messages)):
+                        if stop.is_set():
+                            return
+                        pieces.put(("piece", _text(chunk.content)))
+                else:
+                    pieces.put(("piece", _text(self.model.invoke(list(messages)).content)))
+            except BaseException as exc:  # handed to the caller's thread, which raises it there
+                pieces.put(("error", exc))
+            else:
+                pieces.put(("end", None))
+
+        # The copied context keeps LangChain's callbacks and tracing on the worker's calls.
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
+        worker.start()
+        try:
+            while True:
+                try:
+                    kind, value = pieces.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise self._too_late() from None
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                if value:
+                    yield value
+        finally:
+            stop.set()
+
+    def _too_late(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"no complete reply within {self.settings.timeout:g} s")
 
     def _backoff(self, attempt: int, exc: BaseException) -> float:
         delay: float = self.settings.retry_backoff * 2**attempt

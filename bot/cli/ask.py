@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from bot.cli import common
-from bot.cli.chat import print_answer, token_printer
 from bot.cli.common import fail, parse_day, settings_from, user_errors
+from bot.cli.live import LiveAnswer, print_json
 
 
 def ask(
@@ -20,7 +20,8 @@ def ask(
     until: Annotated[str | None, typer.Option(help="Only articles published on or before this date.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     stream: Annotated[
-        bool | None, typer.Option("--stream/--no-stream", help="Stream words as they come (default: on a terminal).")
+        bool | None,
+        typer.Option("--stream/--no-stream", help="Print checked sentences as they pass (default: on a terminal)."),
     ] = None,
 ) -> None:
     """Answer a question from the ingested articles, with numbered citations."""
@@ -30,8 +31,12 @@ def ask(
         fail("the question is empty", 2)
     filters = SearchFilters(tuple(source or ()), parse_day(since, "--since"), parse_day(until, "--until"))
     settings = settings_from(ctx)
-    printer = None if as_json else token_printer(stream)
-    with user_errors():
+    if as_json:
+        with user_errors():
+            answer = common.open_byline(settings).ask(question, filters=filters, k=k)
+        print_json(answer)
+        return
+    with user_errors(), LiveAnswer.for_terminal(stream) as live:
         byline = common.open_byline(settings)
-        answer = byline.ask(question, filters=filters, k=k, on_token=printer)
-    print_answer(answer, printer, as_json)
+        answer = byline.ask(question, filters=filters, k=k, on_text=live.on_text, on_status=live.on_status)
+        live.finish(answer)

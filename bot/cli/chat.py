@@ -1,54 +1,18 @@
-"""`byline chat`, a conversation with the articles, and the token printer `byline ask` streams through."""
+"""`byline chat`, a conversation with the articles."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import deque
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from bot.cli import common
 from bot.cli.common import parse_day, settings_from, user_errors
+from bot.cli.live import LiveAnswer, print_json
 
-if TYPE_CHECKING:
-    from bot.models import Answer
-
-CHECKED = "── checked against the articles ──"
 _QUIT = frozenset({"exit", "quit", ":q"})
-
-
-class TokenPrinter:
-    """Writes the model's tokens to stdout as they arrive, then rules them off from the checked answer."""
-
-    def __init__(self) -> None:
-        self.printed = False
-
-    def __call__(self, token: str) -> None:
-        typer.echo(token, nl=False)  # click flushes after each write
-        self.printed = True
-
-    def finish(self) -> None:
-        if self.printed:
-            typer.echo(f"\n\n{CHECKED}")
-
-
-def token_printer(stream: bool | None) -> TokenPrinter | None:
-    """A printer when streaming is asked for, or by default when stdout is a terminal."""
-    return TokenPrinter() if (sys.stdout.isatty() if stream is None else stream) else None
-
-
-def print_answer(answer: Answer, printer: TokenPrinter | None, as_json: bool = False) -> None:
-    """The checked answer and its sources, after whatever was streamed."""
-    if as_json:
-        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
-        return
-    from bot.render import render_answer
-
-    if printer is not None:
-        printer.finish()
-    typer.echo(render_answer(answer))
 
 
 def chat(
@@ -58,7 +22,8 @@ def chat(
     since: Annotated[str | None, typer.Option(help="Only articles published on or after this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Only articles published on or before this date.")] = None,
     stream: Annotated[
-        bool | None, typer.Option("--stream/--no-stream", help="Stream words as they come (default: on a terminal).")
+        bool | None,
+        typer.Option("--stream/--no-stream", help="Print checked sentences as they pass (default: on a terminal)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON answer object per line.")] = False,
 ) -> None:
@@ -87,11 +52,17 @@ def chat(
             break
         if not question:
             continue
-        printer = None if as_json else token_printer(stream)
-        with user_errors():
-            answer = byline.ask(question, filters=filters, history=tuple(history), k=k, on_token=printer)
-        print_answer(answer, printer, as_json)
-        if not as_json:
+        turns = tuple(history)
+        if as_json:
+            with user_errors():
+                answer = byline.ask(question, filters=filters, history=turns, k=k)
+            print_json(answer)
+        else:
+            with user_errors(), LiveAnswer.for_terminal(stream) as live:
+                answer = byline.ask(
+                    question, filters=filters, history=turns, k=k, on_text=live.on_text, on_status=live.on_status
+                )
+                live.finish(answer)
             typer.echo("")
         history.append(Turn(question, answer.text))
 

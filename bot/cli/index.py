@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli import common
 from bot.cli.common import fail, json_default, parse_day, settings_from, user_errors
+from bot.cli.progress import ingest_display
 from bot.cli.web import web_overrides, web_sources
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def ingest(
     since: Annotated[str | None, typer.Option(help="Sitemaps: skip pages last modified before this date.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Add articles to the index: .txt .md .html .json .jsonl files and folders of them, web pages, feeds."""
+    """Add articles to the index: .txt .md .html .json .jsonl .pdf .docx files and folders of them, web pages, feeds."""
     settings = settings_from(ctx, **web_overrides(parse_day(since, "--since")))
     sources = [*(sources or []), *web_sources(feed, sitemap)]
     if not sources:
@@ -38,19 +38,9 @@ def ingest(
 
 
 def run_ingest(byline: Byline, sources: list[str]) -> IngestReport:
-    """Ingest with a live counter on a terminal, silent when piped."""
-    if not sys.stderr.isatty():
-        return byline.ingest(sources)
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.completed} inputs · {task.description}"),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
-        return byline.ingest(sources, progress=lambda n, label: bar.update(task, advance=n, description=label[:60]))
+    """Ingest with a live progress display on a terminal, silent when piped."""
+    with ingest_display() as progress:
+        return byline.ingest(sources, progress=progress)
 
 
 def print_report(report: IngestReport, as_json: bool) -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.app import Byline
     from bot.models import Answer, Turn
     from ingest.models import SearchFilters
+    from ingest.storage.catalog import Headline
 
 NO_ARTICLES = "No articles have been ingested yet, so there is nothing to answer from."
 
@@ -38,8 +39,10 @@ def slack(
     port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP mode: the port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="HTTP mode: the address to listen on.")] = "0.0.0.0",
 ) -> None:
-    """Answer questions in Slack: Socket Mode with SLACK_APP_TOKEN, or --http with SLACK_SIGNING_SECRET."""
-    from bot.slack import FeedbackStore, create_slack_app, run_http, run_socket_mode
+    """Answer questions in Slack: Socket Mode with SLACK_APP_TOKEN, or --http with SLACK_SIGNING_SECRET.
+
+    On SIGTERM it stops taking questions, finishes the ones taken, and exits."""
+    from bot.slack import HttpServer, create_slack_app, run_socket_mode
     from bot.slack.client import SlackStartupError, check_startup, make_web_client, verify_bot_token
 
     settings = settings_from(ctx)
@@ -55,36 +58,51 @@ def slack(
         empty = byline.store.count() == 0
     if empty:
         typer.echo(f"warning: {NO_ARTICLES} Run `byline ingest PATH...`.", err=True)
-    store = FeedbackStore(byline.catalog)
     try:
-        app = create_slack_app(settings, answer_with(byline), store, client=client)
+        slack_app = create_slack_app(settings, BylineAnswers(byline), byline.catalog, client=client)
     except ValueError as exc:  # a bad slack.channel_filters entry
         fail(str(exc), 2)
     who = f"@{identity.get('user', '?')} in {identity.get('team', '?')}"
     app_token = settings.slack.app_token
-    try:
-        if http:
-            typer.echo(f"Byline is answering in Slack as {who}: http://{host}:{port}/slack/events", err=True)
-            run_http(app, port, host)
-        elif app_token is not None:  # check_startup has made sure it is there
-            typer.echo(f"Byline is answering in Slack as {who} (Socket Mode)", err=True)
-            run_socket_mode(app, app_token.get_secret_value())
-    except KeyboardInterrupt:
-        typer.echo("stopped", err=True)
-
-
-def answer_with(byline: Byline) -> Callable[[str, SearchFilters | None, Sequence[Turn]], Answer]:
-    """The facade as the Slack app's `ask`; an empty index is answered as a refusal that says why."""
-    from bot.app import EmptyIndexError
-    from bot.models import CANNOT_ANSWER, Answer
-
-    def ask(question: str, filters: SearchFilters | None, history: Sequence[Turn]) -> Answer:
+    if http:
         try:
-            return byline.ask(question, filters=filters, history=history)
+            server = HttpServer(slack_app, host, port, drain_seconds=settings.slack.drain_seconds)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2)
+        typer.echo(f"Byline is answering in Slack as {who}: http://{host}:{server.port}/slack/events", err=True)
+        drained = server.serve()
+    else:
+        assert app_token is not None  # check_startup has made sure it is there
+        typer.echo(f"Byline is answering in Slack as {who} (Socket Mode)", err=True)
+        drained = run_socket_mode(slack_app, app_token.get_secret_value(), settings.slack.drain_seconds)
+    typer.echo("stopped" if drained else "stopped; some answers were still being worked on", err=True)
+
+
+class BylineAnswers:
+    """The facade as the Slack bot's `Answering`; an empty index is answered as a refusal that says why."""
+
+    def __init__(self, byline: Byline) -> None:
+        self.byline = byline
+
+    def ask(
+        self,
+        question: str,
+        filters: SearchFilters | None,
+        history: Sequence[Turn],
+        *,
+        on_text: Callable[[str], None] | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ) -> Answer:
+        from bot.app import EmptyIndexError
+        from bot.models import CANNOT_ANSWER, Answer
+
+        try:
+            return self.byline.ask(question, filters=filters, history=history, on_text=on_text, on_status=on_status)
         except EmptyIndexError:
             return Answer(question=question, text=CANNOT_ANSWER, refused=True, notice=NO_ARTICLES)
 
-    return ask
+    def recent_articles(self, n: int) -> list[Headline]:
+        return self.byline.recent_articles(n)
 
 
 def export_feedback(

@@ -128,6 +128,7 @@ def watch(
     """
     import threading
 
+    from bot.cli.progress import ingest_display
     from bot.watch import Watcher, stop_on_signals
 
     interval = _every(every)
@@ -138,7 +139,7 @@ def watch(
         typer.echo(line, err=line.startswith(("  failed", "SIG")))
 
     with user_errors():
-        watcher = Watcher(common.open_byline(settings), every=interval, stop=stop, echo=echo)
+        watcher = Watcher(common.open_byline(settings), every=interval, stop=stop, echo=echo, display=ingest_display)
         if not watcher.state.feeds():
             fail("no feeds followed: add one with `byline feeds add URL`")
         with stop_on_signals(stop, echo):

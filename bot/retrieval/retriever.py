@@ -50,6 +50,7 @@ def passage_from_row(row: ChunkRow, score: float) -> Passage:
         author=row.author,
         published_at=datetime.fromisoformat(row.published_at) if row.published_at else None,
         score=score,
+        instruction_like=row.instruction_like,
     )
 
 

@@ -114,16 +114,19 @@ def verify_bot_token(client: WebClient) -> dict[str, Any]:
 
 
 def error_code(error: Exception) -> str:
-    """Slack's error code for a failed Web API call; `connection_failed` when Slack was not reached."""
+    """Slack's error code for a failed Web API call; `connection_failed` when Slack was not reached and
+    `request_refused` when the SDK refused the call itself (e.g. appending to a stream it has finished)."""
     if isinstance(error, SlackApiError):
         return str(error.response.get("error", "unknown"))
-    return "connection_failed"
+    if isinstance(error, OSError):
+        return "connection_failed"
+    return "request_refused"
 
 
 def describe_error(error: Exception) -> str:
     """The parts of a Web API failure worth logging (never the token): error code, status, needed scopes."""
     if not isinstance(error, SlackApiError):
-        return f"error=connection_failed ({error})"
+        return f"error={error_code(error)} ({error})"
     response = error.response
     parts = [f"error={error_code(error)}", f"status={response.status_code}"]
     for key in ("needed", "provided", "warning"):

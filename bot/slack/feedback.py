@@ -1,6 +1,7 @@
-"""👍/👎 votes on Slack answers, kept in the catalog, and the 👎 ones exported as eval questions.
+"""The answers Byline showed in Slack and the votes on them, kept in the catalog; the answers read back as a
+thread's earlier turns, and the ones voted down exported as eval questions.
 
-This module owns the `slack_answers` and `feedback` tables: it declares their migration and alone reads them.
+This module owns the `slack_answers` and `feedback` tables: it declares their migrations and alone reads them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.models import Answer
+from bot.models import Answer, Turn
 from ingest.clock import now_iso
 from ingest.storage.catalog import Catalog, Migration
 
@@ -41,6 +42,13 @@ MIGRATIONS = [
             PRIMARY KEY (answer_id, user_id)
         );
         CREATE INDEX feedback_vote ON feedback(vote, voted_at);
+        """,
+    ),
+    Migration(
+        "007_slack_answers_by_thread",
+        """
+        -- a thread's earlier answers, for follow-up questions
+        CREATE INDEX slack_answers_thread ON slack_answers(channel, thread_ts);
         """,
     ),
 ]
@@ -97,6 +105,17 @@ class FeedbackStore:
                        voted_at = excluded.voted_at""",
                 (answer_id, user, vote, channel, message_ts, now_iso()),
             )
+
+    def turns(self, channel: str, thread_ts: str, before_ts: str) -> list[Turn]:
+        """The thread's earlier questions and the answers shown to them (posted before `before_ts`), in order."""
+        rows = self.catalog.fetch(
+            """SELECT ts, question, answer FROM slack_answers
+                   WHERE channel = ? AND thread_ts = ? AND ts IS NOT NULL""",
+            (channel, thread_ts),
+        )
+        # A ts is a decimal string: compared as a number.
+        earlier = sorted((float(ts), question, answer) for ts, question, answer in rows if float(ts) < float(before_ts))
+        return [Turn(question=question, answer=answer) for _, question, answer in earlier]
 
     def votes(self, answer_id: str) -> dict[str, int]:
         rows = self.catalog.fetch(

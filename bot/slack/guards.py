@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ingest.storage.catalog import Catalog, Migration
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = [
+DELIVERY_MIGRATIONS = [
     Migration(
         "005_slack_deliveries",
         """
@@ -21,6 +21,17 @@ MIGRATIONS = [
         -- across retries, restarts and several bot processes on one home; rows expire after an hour
         CREATE TABLE slack_deliveries (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
         CREATE INDEX slack_deliveries_seen ON slack_deliveries(seen_at);
+        """,
+    ),
+]
+RATE_MIGRATIONS = [
+    Migration(
+        "008_slack_questions_asked",
+        """
+        -- when each user asked a question in the last minute: the per-user rate limit, shared by every bot process
+        -- on one home; rows older than a minute are deleted as the limit is checked
+        CREATE TABLE slack_questions_asked (user_id TEXT NOT NULL, asked_at REAL NOT NULL);
+        CREATE INDEX slack_questions_asked_user ON slack_questions_asked(user_id, asked_at);
         """,
     ),
 ]
@@ -39,7 +50,7 @@ class Deduplicator:
         self.catalog = catalog
         self.ttl = ttl
         self._clock = clock
-        catalog.apply_migrations(MIGRATIONS)
+        catalog.apply_migrations(DELIVERY_MIGRATIONS)
 
     def first_time(self, keys: Iterable[str]) -> bool:
         keys = [k for k in keys if k]
@@ -58,49 +69,78 @@ class Deduplicator:
 
 
 class UserRateLimiter:
-    """At most `per_minute` questions per user in any sliding minute."""
+    """At most `per_minute` questions per user in any sliding minute, counted in the catalog so that the limit
+    holds across every bot process sharing the home (and across restarts)."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, catalog: Catalog, per_minute: int, clock: Callable[[], float] = time.time) -> None:
+        self.catalog = catalog
         self.per_minute = per_minute
         self._clock = clock
-        self._asked: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        catalog.apply_migrations(RATE_MIGRATIONS)
 
     def wait_seconds(self, user: str) -> int:
         """0 and the question is counted, or how many seconds until this user may ask again."""
-        now = self._clock()
-        with self._lock:
-            times = self._asked.setdefault(user, deque())
-            while times and times[0] <= now - 60:
-                times.popleft()
-            if len(times) >= self.per_minute:
-                return max(1, int(times[0] + 60 - now + 0.999))
-            times.append(now)
+        # One write transaction: of two processes counting the same user at once, the second sees the first's row.
+        # The time is read once the transaction holds the write lock, so rows are counted in the order written.
+        with self.catalog.transaction() as db:
+            now = self._clock()
+            db.execute("DELETE FROM slack_questions_asked WHERE asked_at <= ?", (now - 60,))
+            asked: list[float] = [
+                row[0]
+                for row in db.fetch(
+                    "SELECT asked_at FROM slack_questions_asked WHERE user_id = ? ORDER BY asked_at", (user,)
+                )
+            ]
+            if len(asked) >= self.per_minute:
+                # The user may ask again once enough of these are a minute old to leave room for one more.
+                frees_at = float(asked[len(asked) - self.per_minute]) + 60
+                return min(60, max(1, math.ceil(frees_at - now)))  # within bounds across processes' clocks
+            db.execute("INSERT INTO slack_questions_asked (user_id, asked_at) VALUES (?, ?)", (user, now))
             return 0
 
 
 class WorkerPool:
-    """`workers` threads answering questions, and at most `backlog` more questions waiting for one."""
+    """`workers` threads answering questions, and at most `backlog` more questions waiting for one.
+
+    `drain` closes it (nothing new is taken) and waits for the jobs queued and under way; jobs a drain gives up
+    on before they start get their `on_cancel` instead, so that nobody waits for an answer that never comes."""
 
     def __init__(self, workers: int, backlog: int) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byline-slack")
-        self._slots = threading.BoundedSemaphore(workers + backlog)
+        self._capacity = workers + backlog
+        self._pending = 0
+        self._closed = False
+        self._changed = threading.Condition()
 
-    def submit(self, job: Callable[[], None]) -> bool:
-        """Queue `job`; False (and nothing queued) when the pool is full."""
-        if not self._slots.acquire(blocking=False):
-            return False
-
-        def run() -> None:
-            try:
-                job()
-            except Exception:
-                log.exception("Slack job failed")
-            finally:
-                self._slots.release()
-
-        self._executor.submit(run)
+    def submit(self, job: Callable[[], None], on_cancel: Callable[[], None] | None = None) -> bool:
+        """Queue `job`; False (and nothing queued) when the pool is full or closed."""
+        with self._changed:
+            if self._closed or self._pending >= self._capacity:
+                return False
+            self._pending += 1
+            future = self._executor.submit(_logged, job, "Slack job")
+        future.add_done_callback(lambda done: self._finished(done, on_cancel))
         return True
 
-    def shutdown(self, wait: bool = True) -> None:
-        self._executor.shutdown(wait=wait)
+    def _finished(self, future: Future[None], on_cancel: Callable[[], None] | None) -> None:
+        if future.cancelled() and on_cancel is not None:
+            _logged(on_cancel, "Telling a question's asker the drain gave up on it")
+        with self._changed:
+            self._pending -= 1
+            self._changed.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Take nothing new; wait up to `timeout` seconds for every job; True when all of them ran. Past the
+        deadline the jobs not yet started are cancelled (their `on_cancel` runs); those under way go on."""
+        with self._changed:
+            self._closed = True
+            idle = self._changed.wait_for(lambda: self._pending == 0, timeout)
+        self._executor.shutdown(wait=idle, cancel_futures=not idle)
+        return idle
+
+
+def _logged(job: Callable[[], None], what: str) -> None:
+    try:
+        job()
+    except Exception:
+        log.exception("%s failed", what)

@@ -1,14 +1,14 @@
 """An Answer as a Slack message: Block Kit blocks within Slack's limits, plus the plain `text` fallback.
 
-Layout: the answer in mrkdwn sections (each under 3,000 characters), a divider, one context block per source
-(`[n] <url|title> · outlet · date` and a short quote), and the 👍/👎 buttons. Everything that comes from an
-answer or an article is escaped, so it can neither break the markup nor ping @channel or a person.
+Layout: the answer (a model's checked answer in a `markdown` block; an extractive one, quoting articles, in
+mrkdwn sections of under 3,000 characters each), a divider, one context block per source (`[n] <url|title> ·
+outlet · date` and a short quote), and Slack's feedback buttons. Everything that comes from an answer or an
+article is escaped or neutralised, so it can neither break the markup nor ping @channel or a person.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from bot.models import Answer, Citation
@@ -23,12 +23,21 @@ SOURCES_SHOWN = 10
 QUOTE_CHARS = 200
 TITLE_CHARS = 150
 
-ANSWER_BLOCK = "byline-answer"
+# Passages listed for a claim ("Find sources") quote more of each article than an answer's sources do.
+CLAIM_QUOTE_CHARS = 500
+
 FEEDBACK_BLOCK = "byline-feedback"
+# Slack's feedback buttons (a context_actions block); their values are "up:<answer id>" / "down:<answer id>".
+FEEDBACK_ACTION = "byline_feedback"
+# The 👍/👎 buttons of answers sent through a response_url (/ask), and of messages posted before the feedback
+# buttons: their value is the answer id.
 VOTE_UP = "byline_feedback_up"
 VOTE_DOWN = "byline_feedback_down"
 
 PLACEHOLDER = "Searching the articles…"
+RESTARTING_MESSAGE = "Byline is restarting and could not get to your question. Please ask again in a minute."
+NOTHING_BEARS = "Nothing in the ingested articles bears on this."
+SOURCES_HEADING = "*What the ingested articles say about this:*"
 ERROR_MESSAGE = ":warning: Sorry, something went wrong while answering. Please try again in a little while."
 BUSY_MESSAGE = "I'm answering a lot of questions right now. Please ask again in a minute."
 USAGE_MESSAGE = "Ask me a question about the news articles, for example: `/ask why did Dorsey call Omar?`"
@@ -49,8 +58,14 @@ def escape(text: str) -> str:
     return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
 
 
-def unescape(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("\u2060", "")
+def neutral_markdown(text: str) -> str:
+    """Markdown (a `markdown` block, streamed `markdown_text`) that can neither ping anyone nor mention a channel:
+    a word joiner after every `<` (Slack's `<!here>`, `<@U…>`, `<#C…>`) and every `@` (`@channel`), which
+    leaves the text as it reads but no longer a mention, whatever Slack does with either in Markdown.
+
+    Each character is treated on its own, so a text cut anywhere and neutralised piece by piece comes out as the
+    whole does: a mention split between two streamed pieces is neutralised too."""
+    return text.replace("<", "<\u2060").replace("@", "@\u2060")
 
 
 def link(url: str, label: str) -> str:
@@ -118,16 +133,16 @@ def _inside_markup(text: str, at: int) -> bool:
     return amp != -1 and ";" not in text[amp:at] and text.find(";", at, amp + 6) != -1
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def source_line(citation: Citation) -> str:
+def source_line(citation: Citation, quote_chars: int = QUOTE_CHARS) -> str:
     """`[n] <url|title> · outlet · date` and, on the next line, a short quote."""
-    title = _shorten(citation.title or "(untitled)", TITLE_CHARS)
+    title = shorten(citation.title or "(untitled)", TITLE_CHARS)
     head = link(citation.url, title) if citation.url else f"*{escape(title)}*"
     details = [f"*[{citation.n}]* {head}"]
     if citation.source:
@@ -136,15 +151,12 @@ def source_line(citation: Citation) -> str:
         details.append(citation.published_at.date().isoformat())
     line = " · ".join(details)
     if citation.quote.strip():
-        line += f"\n“{escape(_shorten(citation.quote, QUOTE_CHARS))}”"
+        line += f"\n“{escape(shorten(citation.quote, quote_chars))}”"
     return line
 
 
-def _section(text: str, block_id: str | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
-    if block_id:
-        block["block_id"] = block_id
-    return block
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
 
 
 def _context(text: str) -> dict[str, Any]:
@@ -152,6 +164,32 @@ def _context(text: str) -> dict[str, Any]:
 
 
 def feedback_block(answer_id: str) -> dict[str, Any]:
+    """Slack's feedback buttons for an answer (a context_actions block)."""
+
+    def button(text: str, vote: str, label: str) -> dict[str, Any]:
+        return {
+            "text": {"type": "plain_text", "text": text},
+            "value": f"{vote}:{answer_id}",
+            "accessibility_label": label,
+        }
+
+    return {
+        "type": "context_actions",
+        "block_id": f"{FEEDBACK_BLOCK}:{answer_id}",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK_ACTION,
+                "positive_button": button("Helpful", "up", "This answer was helpful"),
+                "negative_button": button("Not helpful", "down", "This answer was not helpful"),
+            }
+        ],
+    }
+
+
+def vote_buttons(answer_id: str) -> dict[str, Any]:
+    """👍/👎 buttons, for answers sent through a response_url."""
+
     def button(emoji: str, action_id: str) -> dict[str, Any]:
         return {
             "type": "button",
@@ -167,15 +205,32 @@ def feedback_block(answer_id: str) -> dict[str, Any]:
     }
 
 
-def answer_message(answer: Answer, answer_id: str, *, question: str | None = None) -> dict[str, Any]:
-    """`{"text", "blocks"}` for chat.postMessage/chat.update or a response_url; `question` echoes it on top."""
-    body = to_mrkdwn(answer.text.strip() or answer.question)
-    truncated = len(body) > ANSWER_CHARS
+def is_written(answer: Answer) -> bool:
+    """Whether the answer is a model's own text, sentence by sentence checked (rather than quoted articles)."""
+    return bool(answer.sentences) and not answer.refused
+
+
+def answer_body(answer: Answer) -> tuple[list[dict[str, Any]], bool]:
+    """The answer's own blocks, and whether it had to be cut: a written answer in one `markdown` block, an
+    extractive one (article text, which may hold `*` or `_` of its own) escaped in mrkdwn sections."""
+    if is_written(answer):
+        body = neutral_markdown(answer.text.strip())
+        truncated = len(body) > ANSWER_CHARS
+        if truncated:
+            body = split_mrkdwn(body, ANSWER_CHARS)[0]
+        return [{"type": "markdown", "text": body}], truncated
+    text = to_mrkdwn(answer.text.strip() or answer.question)
+    truncated = len(text) > ANSWER_CHARS
     if truncated:
-        body = split_mrkdwn(body, ANSWER_CHARS)[0]
+        text = split_mrkdwn(text, ANSWER_CHARS)[0]
+    return [_section(piece) for piece in split_mrkdwn(text)], truncated
+
+
+def answer_tail(answer: Answer, answer_id: str, *, truncated: bool, buttons: bool = False) -> list[dict[str, Any]]:
+    """What follows the answer's text: notes, its sources, and the feedback buttons (`buttons`: 👍/👎 instead).
+    These are also the blocks that finish a streamed answer."""
     citations = answer.citations[:SOURCES_SHOWN]
     hidden = len(answer.citations) - len(citations)
-
     tail: list[dict[str, Any]] = []
     if truncated:
         tail.append(_context("_(answer truncated)_"))
@@ -186,19 +241,42 @@ def answer_message(answer: Answer, answer_id: str, *, question: str | None = Non
         tail += [_context(source_line(c)) for c in citations]
         if hidden:
             tail.append(_context(f"…and {hidden} more source{'s' if hidden > 1 else ''}"))
-    tail.append(feedback_block(answer_id))
-    head = [_context(f"*Q:* {escape(_shorten(question, 500))}")] if question else []
+    tail.append(vote_buttons(answer_id) if buttons else feedback_block(answer_id))
+    return tail
 
-    sections = split_mrkdwn(body)[: MAX_BLOCKS - len(head) - len(tail)]
-    blocks = head + [_section(s, f"{ANSWER_BLOCK}-{i}") for i, s in enumerate(sections)] + tail
-    return {"text": fallback_text(body, citations), "blocks": blocks}
+
+def answer_message(
+    answer: Answer, answer_id: str, *, question: str | None = None, buttons: bool = False
+) -> dict[str, Any]:
+    """`{"text", "blocks"}` for chat.postMessage/chat.update or a response_url; `question` echoes it on top."""
+    body, truncated = answer_body(answer)
+    tail = answer_tail(answer, answer_id, truncated=truncated, buttons=buttons)
+    head = [_context(f"*Q:* {escape(shorten(question, 500))}")] if question else []
+    blocks = head + body[: MAX_BLOCKS - len(head) - len(tail)] + tail
+    text = fallback_text(to_mrkdwn(answer.text.strip() or answer.question), answer.citations)
+    return {"text": text, "blocks": blocks}
+
+
+def sources_message(answer: Answer, answer_id: str) -> dict[str, Any]:
+    """The passages that bear on a claim ("Find sources"): each cited source with a longer quote, or a note
+    that nothing in the articles bears on it."""
+    citations = [] if answer.refused else answer.citations[:SOURCES_SHOWN]
+    if not citations:
+        return notice_message(NOTHING_BEARS)
+    blocks = [_section(SOURCES_HEADING)]
+    blocks += [_section(source_line(c, CLAIM_QUOTE_CHARS)) for c in citations]
+    blocks.append(feedback_block(answer_id))
+    text = "What the ingested articles say about this: " + "; ".join(
+        f"[{c.n}] {escape(shorten(c.title, 80))}" for c in citations
+    )
+    return {"text": _shorten_keep_lines(text, FALLBACK_CHARS), "blocks": blocks}
 
 
 def fallback_text(body: str, citations: list[Citation]) -> str:
-    """The notification and screen-reader text: the answer, then its sources' titles."""
+    """The notification and screen-reader text (mrkdwn): the answer, then its sources' titles."""
     text = body
     if citations:
-        text += "\n\nSources: " + "; ".join(f"[{c.n}] {escape(_shorten(c.title, 80))}" for c in citations)
+        text += "\n\nSources: " + "; ".join(f"[{c.n}] {escape(shorten(c.title, 80))}" for c in citations)
     return _shorten_keep_lines(text, FALLBACK_CHARS)
 
 
@@ -209,13 +287,3 @@ def _shorten_keep_lines(text: str, limit: int) -> str:
 def notice_message(text: str) -> dict[str, Any]:
     """A one-section message (errors, refusals of service, usage): text is mrkdwn we wrote ourselves."""
     return {"text": text, "blocks": [_section(text)]}
-
-
-def answer_text_from_blocks(message: Mapping[str, Any]) -> str | None:
-    """The answer a Byline message carries (its answer sections), or None for any other message."""
-    parts = [
-        block["text"]["text"]
-        for block in message.get("blocks") or []
-        if str(block.get("block_id", "")).startswith(ANSWER_BLOCK) and block.get("type") == "section"
-    ]
-    return unescape("\n".join(parts)) if parts else None

@@ -45,6 +45,8 @@ class ChunkRow:
     source: str | None
     author: str | None
     published_at: str | None
+    # Some of the text reads like instructions to an AI; None when not checked (written by an older version).
+    instruction_like: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,16 @@ class LexicalQuery:
     filters: SearchFilters | None = None
     title_weight: float = 1.0
     common_share: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """An indexed article as a list of stories shows it: its title, outlet and publication date (ISO)."""
+
+    article_id: str
+    title: str
+    source: str | None
+    published_at: str | None
 
 
 class Statements(Protocol):
@@ -251,6 +263,15 @@ class Catalog(ABC):
     @abstractmethod
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) of the current chunks the query matches, best first."""
+
+    @abstractmethod
+    def recent_articles(self, collection: str, n: int) -> list[Headline]:
+        """The `n` articles indexed in `collection` published last (undated ones after the dated, newest
+        ingested first), newest first."""
+
+    @abstractmethod
+    def article_count(self, collection: str) -> int:
+        """Articles whose vectors `collection` holds: cheap enough to ask once per question."""
 
     @abstractmethod
     def stats(self, collection: str) -> dict[str, object]: ...

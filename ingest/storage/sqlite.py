@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ingest.storage.catalog import (
     Catalog,
     CatalogError,
     ChunkRow,
+    Headline,
     LexicalQuery,
     Migration,
     PendingWrite,
@@ -208,7 +210,7 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                 self._upsert_article(db, article, now)
                 db.executemany(
                     """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text,
-                       token_count, vector, embed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       token_count, instruction_like, vector, embed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [
                         (
                             c.id,
@@ -219,6 +221,7 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                             c.end,
                             c.text,
                             c.token_count,
+                            int(c.instruction_like),
                             v.vector,
                             v.embed_hash,
                         )
@@ -290,13 +293,15 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                 marks = ",".join("?" * len(batch))
                 for row in self.conn.execute(
                     f"""SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url,
-                               a.path, a.source, a.author, a.published_at
+                               a.path, a.source, a.author, a.published_at, c.instruction_like
                         FROM chunks c JOIN articles a ON a.id = c.article_id
                         JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
                         WHERE +c.collection = ? AND c.id IN ({marks}) AND i.hash = a.hash""",
                     (collection, *batch),
                 ):
-                    rows[row[0]] = ChunkRow(*row)
+                    *columns, flag = row
+                    chunk = ChunkRow(*columns)
+                    rows[chunk.chunk_id] = replace(chunk, instruction_like=None if flag is None else bool(flag))
         return rows
 
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
@@ -354,16 +359,16 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
             return terms
         cap = int(share * total)
         with self._lock:
-            kept = [
-                term
-                for term in terms
-                # Counting stops past the cap, so a very common term costs no more than a bounded scan.
-                if self.conn.execute(
+            # Counting stops past the cap, so a very common term costs no more than a bounded scan.
+            counts = {
+                term: self.conn.execute(
                     "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
                     (_fts_any([term]), cap + 1),
                 ).fetchone()[0]
-                <= cap
-            ]
+                for term in terms
+            }
+        # A term found nowhere keeps nothing else out: the common ones stay when only such terms would remain.
+        kept = [term for term in terms if 0 < counts[term] <= cap]
         return kept or terms
 
     def _count_chunks(self) -> int:
@@ -437,6 +442,21 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                 found.update(row[0] for row in rows)
         return found
 
+    def recent_articles(self, collection: str, n: int) -> list[Headline]:
+        rows = self.fetch(
+            """SELECT a.id, a.title, a.source, a.published_at FROM articles a
+                   JOIN indexed i ON i.article_id = a.id AND i.collection = ?
+                   ORDER BY a.published_ts IS NULL, a.published_ts DESC, a.ingested_at DESC, a.id
+                   LIMIT ?""",
+            (collection, n),
+        )
+        return [Headline(*row) for row in rows]
+
+    def article_count(self, collection: str) -> int:
+        with self._lock:
+            row = self.conn.execute("SELECT COUNT(*) FROM indexed WHERE collection = ?", (collection,)).fetchone()
+        return int(row[0])
+
     def stats(self, collection: str) -> dict[str, object]:
         with self._lock:
             one = self.conn.execute
@@ -451,6 +471,9 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
             ).fetchall()
             first, last = one("SELECT MIN(published_at), MAX(published_at) FROM articles").fetchone()
             pending = one("SELECT COUNT(*) FROM pending_writes WHERE collection = ?", (collection,)).fetchone()[0]
+            instruction_like = one(
+                "SELECT COUNT(*) FROM chunks WHERE collection = ? AND instruction_like = 1", (collection,)
+            ).fetchone()[0]
         return {
             "articles": articles,
             "indexed_articles": indexed,
@@ -460,6 +483,7 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
             "published_first": first,
             "published_last": last,
             "pending_writes": pending,
+            "instruction_like_chunks": instruction_like,
         }
 
 

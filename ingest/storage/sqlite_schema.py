@@ -93,7 +93,15 @@ CORE_MIGRATIONS = [
         """,
     ),
     Migration(
-        "007_store_state",
+        "008_chunk_instruction_like",
+        """
+        -- 1 when some of the chunk's text reads like instructions to an AI (ingest.injection), 0 when none does,
+        -- NULL for chunks written before this column: the answering side checks those itself
+        ALTER TABLE chunks ADD COLUMN instruction_like INTEGER;
+        """,
+    ),
+    Migration(
+        "009_store_state",
         """
         -- the store's own bookkeeping: the write generation (moved before every change to the vectors, so readers
         -- holding an older view reopen it) and an unfinished reindex
@@ -101,7 +109,7 @@ CORE_MIGRATIONS = [
         """,
     ),
     Migration(
-        "008_chunk_vectors",
+        "010_chunk_vectors",
         """
         -- each chunk's vector (float32, little-endian) as the vector store got it, and the hash of the text
         -- embedded: a damaged vector index is restored from these without embedding again

@@ -29,7 +29,7 @@ from more_itertools import batched
 from ingest.chunking import ChunkPlan
 from ingest.config import StoreSettings
 from ingest.models import Article, Chunk, SearchFilters, source_key
-from ingest.storage.catalog import Catalog, ChunkRow, LexicalQuery, PendingWrite, StoredVector
+from ingest.storage.catalog import Catalog, ChunkRow, Headline, LexicalQuery, PendingWrite, StoredVector
 from ingest.storage.vectors import (
     COLLECTION_PREFIX,
     IndexDamagedError,
@@ -424,6 +424,10 @@ class Store:
         self.open()
         return int(self.index.read("count vectors", lambda collection: collection.count()))
 
+    def article_count(self) -> int:
+        """Articles indexed in this store's collection, from the catalog."""
+        return self.catalog.article_count(self.collection_name)
+
     def lexical_search(self, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) of the current chunks the query matches, best first (see the catalog)."""
         return self.catalog.lexical_search(self.collection_name, query)
@@ -468,6 +472,10 @@ class Store:
 
     def stats(self) -> dict[str, object]:
         return {**self.catalog.stats(self.collection_name), "collection": self.collection_name}
+
+    def recent_articles(self, n: int) -> list[Headline]:
+        """The `n` indexed articles published last, newest first."""
+        return self.catalog.recent_articles(self.collection_name, n)
 
     def dense_search(self, vector: np.ndarray, n: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks, best first."""

@@ -1,5 +1,5 @@
 """Articles from web pages: the main text via trafilatura, metadata from JSON-LD and Open Graph, the canonical
-URL (tracking parameters removed) as the article's identity."""
+URL (tracking parameters removed, by courlan's list: `ingest.links`) as the article's identity."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
+from ingest.documents import article_from_pdf
+from ingest.links import strip_tracking
 from ingest.loaders import make_article, parse_date
 from ingest.models import Article
 from ingest.web.fetch import Page
 
-_TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.IGNORECASE)
 # schema.org types of an article: Article, NewsArticle and its kinds (ReportageNewsArticle...), BlogPosting...
 _ARTICLE_TYPE = re.compile(r"\w*newsarticle|article|(live)?blogposting|report", re.IGNORECASE)
 # fmt: off
@@ -46,7 +47,9 @@ class _Structured:
 
 
 def article_from_page(page: Page, hints: Hints | None = None) -> Article:
-    """An Article from a fetched HTML or plain-text page; raises ValueError when there is no article text."""
+    """An Article from a fetched HTML, plain-text or PDF page; raises ValueError when there is no article text."""
+    if page.kind == "pdf":
+        return article_from_pdf(page.body, url=strip_tracking(page.final_url))
     if page.kind == "text":
         text = page.text()
         title, _, body = text.strip().partition("\n")
@@ -185,18 +188,6 @@ def _names(value: Any) -> str | None:
     items = value if isinstance(value, list) else [value]
     names = [_string(item.get("name")) if isinstance(item, dict) else _string(item) for item in items]
     return ", ".join(n for n in names if n) or None
-
-
-def strip_tracking(url: str) -> str:
-    """The URL without utm_* and similar click-tracking parameters, so feed links match canonical URLs."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not _TRACKING_PARAMS.match(k)]
-    if len(kept) == len(pairs):
-        return url
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
 
 
 def fragment_text(html: str) -> str:

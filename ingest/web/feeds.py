@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.web.extract import strip_tracking
+from ingest.links import strip_tracking
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ import httpx
 from ingest.config import WebSettings
 from ingest.web.robots import RobotsRules, parse_robots
 
-Kind = Literal["html", "xml", "text"]
+Kind = Literal["html", "xml", "text", "pdf"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -42,10 +42,11 @@ _KIND_BY_TYPE: dict[str, Kind] = {
     "application/xml": "xml",
     "text/xml": "xml",
     "text/plain": "text",
+    "application/pdf": "pdf",
 }
+_PDF_MAGIC = b"%PDF-"
 # Magic numbers of what is sometimes served under an HTML or XML content type.
 _MAGIC = (
-    (b"%PDF-", "a PDF document"),
     (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
@@ -193,7 +194,7 @@ class Fetcher:
     def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> Page:
         headers = {
             "Accept": "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,"
-            "application/xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
+            "application/xml;q=0.9,text/plain;q=0.8,application/pdf;q=0.8,*/*;q=0.1"
         }
         if etag:
             headers["If-None-Match"] = etag
@@ -353,6 +354,8 @@ class Fetcher:
 def _classify(content_type: str, body: bytes) -> Kind:
     """What a body is, by its content type checked against its first bytes; raises on unsupported bodies."""
     head = body[:512]
+    if head.startswith(_PDF_MAGIC):  # a PDF, whatever it was served as
+        return "pdf"
     for magic, name in _MAGIC:
         if head.startswith(magic):
             raise _Failed(f"unsupported content: the response is {name}", permanent=True)
@@ -383,8 +386,6 @@ def _sniff_markup(head: bytes) -> Kind | None:
 
 def _unsupported_type(content_type: str) -> str | None:
     mime = content_type.split(";")[0].strip().lower()
-    if mime == "application/pdf":
-        return "unsupported content type application/pdf (no PDF extractor installed)"
     if mime.split("/")[0] in ("image", "audio", "video", "font"):
         return f"unsupported content type {mime}"
     return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from ingest.config import WebSettings
-from ingest.loaders import LoadFailure, LoadResult, make_article
+from ingest.loaders import LoadFailure, LoadResult, failure_reason, make_article
 from ingest.models import Article
 from ingest.web.extract import Hints, article_from_page, fragment_text
 from ingest.web.feeds import FeedEntry, ParsedFeed, parse_feed
@@ -184,12 +184,12 @@ class WebLoader:
             return LoadFailure(job.url, result.reason)
         if result.not_modified:
             return None
-        if result.kind not in ("html", "text"):
+        if result.kind not in ("html", "text", "pdf"):
             return LoadFailure(job.url, f"not an article page ({result.content_type or 'no content type'})")
         try:
             return article_from_page(result, job.hints)
-        except ValueError as exc:
-            return LoadFailure(job.url, str(exc))
+        except Exception as exc:  # whatever extraction raises on a hostile page fails that page alone
+            return LoadFailure(job.url, failure_reason(exc))
 
     def _finish_page(self, done: _Fetched) -> Iterator[LoadResult]:
         job, result, extracted = done
