@@ -155,12 +155,12 @@ class Catalog(ABC):
         self,
         collection: str,
         written: Sequence[tuple[Article, Sequence[Chunk]]],
-        vectors: Sequence[StoredVector],
+        vectors: Sequence[StoredVector] = (),
         *,
         retire: Sequence[str] = (),
     ) -> list[str]:
         """Switch the catalog to the new versions in one transaction, keeping each chunk's vector (`vectors`, one
-        per chunk in order); returns the replaced chunk ids.
+        per chunk in order; none kept when empty); returns the replaced chunk ids.
 
         `retire` names articles the new versions replace (older versions of the same file): they leave the
         catalog in the same transaction, marked pending for removal. Everything stays pending: the caller clears

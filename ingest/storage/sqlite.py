@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +29,15 @@ from ingest.storage.catalog import (
     Headline,
     LexicalQuery,
     Migration,
-    PendingWrite,
     Row,
     StoredVector,
 )
 from ingest.storage.sqlite_schema import CORE_MIGRATIONS
-from ingest.storage.sqlite_upkeep import SQLiteUpkeep
+from ingest.storage.sqlite_upkeep import DELETING, SQLiteUpkeep
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
 # truly common words.
 COMMON_TERMS_FROM = 10_000
-# The hash a pending row carries when the article is being removed, not rewritten.
-_DELETING = ""
 
 
 def _fts_any(terms: Sequence[str]) -> str:
@@ -155,47 +153,23 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                 found.update({row[0]: row[1] for row in rows})
         return found
 
-    def mark_pending(self, collection: str, articles: Sequence[Article], *, delete: Sequence[str] = ()) -> None:
-        now = now_iso()
-        rows = [(collection, a.id, a.content_hash, now) for a in articles]
-        rows += [(collection, article_id, _DELETING, now) for article_id in delete]
-        with self._transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)", rows)
-
-    def pending(self, collection: str) -> list[PendingWrite]:
-        with self._lock:
-            rows = self.conn.execute(
-                """SELECT p.article_id, i.hash, p.hash = ? FROM pending_writes p
-                   LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
-                   WHERE p.collection = ?""",
-                (_DELETING, collection),
-            ).fetchall()
-        return [PendingWrite(row[0], row[1], bool(row[2])) for row in rows]
-
-    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
-        with self._transaction() as db:
-            db.executemany(
-                "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
-                [(collection, a) for a in article_ids],
-            )
-
     def commit_articles(
         self,
         collection: str,
         written: Sequence[tuple[Article, Sequence[Chunk]]],
-        vectors: Sequence[StoredVector],
+        vectors: Sequence[StoredVector] = (),
         *,
         retire: Sequence[str] = (),
     ) -> list[str]:
-        if len(vectors) != sum(len(chunks) for _, chunks in written):
+        if vectors and len(vectors) != sum(len(chunks) for _, chunks in written):
             raise ValueError("one vector per chunk expected")
-        kept = iter(vectors)
+        kept: Iterator[StoredVector | None] = iter(vectors) if vectors else repeat(None)
         now = now_iso()
         replaced: list[str] = []
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)",
-                [(collection, article_id, _DELETING, now) for article_id in retire],
+                [(collection, article_id, DELETING, now) for article_id in retire],
             )
             db.executemany("DELETE FROM articles WHERE id = ?", [(article_id,) for article_id in retire])
             for article, chunks in written:
@@ -222,8 +196,8 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                             c.text,
                             c.token_count,
                             int(c.instruction_like),
-                            v.vector,
-                            v.embed_hash,
+                            v.vector if v else None,
+                            v.embed_hash if v else None,
                         )
                         for c, v in zip(chunks, kept, strict=False)
                     ],

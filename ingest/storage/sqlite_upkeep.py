@@ -1,5 +1,6 @@
-"""The SQLite catalog's upkeep: the write generation and the store's bookkeeping, checking and repairing the
-lexical index, listing what the vectors should hold, and leaving no trace of deleted rows.
+"""The SQLite catalog's upkeep: the write generation, the write protocol's pending marks and the store's
+bookkeeping, checking and repairing the lexical index, the vectors kept and what the vector store should hold, and
+leaving no trace of deleted rows.
 
 A mixin of `SQLiteCatalog` (kept apart so each file stays readable); it uses only the catalog's connection, its
 lock and its transactions.
@@ -15,10 +16,13 @@ from datetime import datetime
 
 from more_itertools import batched
 
+from ingest.clock import now_iso
 from ingest.models import Article, Chunk
-from ingest.storage.catalog import StoredVector
+from ingest.storage.catalog import PendingWrite, StoredVector
 
 _GENERATION = "generation"
+# The hash a pending row carries when the article is being removed, not rewritten.
+DELETING = ""
 
 
 class SQLiteUpkeep:
@@ -55,6 +59,32 @@ class SQLiteUpkeep:
                     "INSERT INTO store_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
                     (key, value, value),
                 )
+
+    # -- the write protocol's marks -------------------------------------------------------------------------
+
+    def mark_pending(self, collection: str, articles: Sequence[Article], *, delete: Sequence[str] = ()) -> None:
+        now = now_iso()
+        rows = [(collection, a.id, a.content_hash, now) for a in articles]
+        rows += [(collection, article_id, DELETING, now) for article_id in delete]
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)", rows)
+
+    def pending(self, collection: str) -> list[PendingWrite]:
+        with self._lock:
+            rows = self.conn.execute(
+                """SELECT p.article_id, i.hash, p.hash = ? FROM pending_writes p
+                   LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
+                   WHERE p.collection = ?""",
+                (DELETING, collection),
+            ).fetchall()
+        return [PendingWrite(row[0], row[1], bool(row[2])) for row in rows]
+
+    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
+                [(collection, a) for a in article_ids],
+            )
 
     # -- leaving nothing behind ------------------------------------------------------------------------
 
