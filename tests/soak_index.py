@@ -41,7 +41,7 @@ def main() -> int:
         work = Path(scratch) / "work"
         work.mkdir()
         run = Run(Path(scratch) / "home", work, records, args.seed, verbose=args.verbose)
-        figures = run.run(args.kills, kill_share=0.9, askers=args.askers, pause=args.pause, asks=args.asks)
+        figures = run.run(args.kills, kill_share=0.8, askers=args.askers, pause=args.pause, asks=args.asks)
     result = {"corpus": str(args.corpus), "articles": len(records), "seed": args.seed, **figures.to_dict()}
     print(json.dumps(result, indent=1))
     healthy = not figures.lost and not figures.ask_errors and not figures.unhealthy_after_write
