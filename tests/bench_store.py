@@ -9,7 +9,9 @@ SQLite, random unit vectors: the model plays no part here). Not a test: prints f
 - write: one batch of 256 new chunks (the whole write protocol); with --sync-threshold 1000 (Chroma's default,
   for comparison) the index is saved every 1000 records and each loader replays the rest from Chroma's log;
 - forget: removing one article and purging its text (catalog secure delete, FTS merge, WAL truncate, Chroma
-  VACUUM), against removing it alone.
+  VACUUM), against removing it alone;
+- restore: the first search after the index's metadata file was emptied (as a process killed while Chroma saved
+  it leaves it): the collection made anew from the vectors the catalog keeps.
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ def main() -> None:
         write = timed(lambda: write_batch(writer), args.rounds)
         print(f"write 256 chunks (the whole write protocol): {write * 1e3:.0f} ms")
         forget_one(writer, args.rounds)
+        (pickle,) = (home / "chroma").glob("*/index_metadata.pickle")
+        pickle.write_bytes(b"")
+        writer.catalog.bump_generation()  # as the killed writer did before it began
+        started = time.perf_counter()
+        reader.dense_search(probe, 50)
+        print(f"search that restored the damaged index from the catalog: {time.perf_counter() - started:.1f} s")
 
 
 def forget_one(store: Store, rounds: int) -> None:

@@ -98,6 +98,7 @@ class Run:
         self.env = {**os.environ, "BYLINE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
         self.figures = Figures()
         self.steps = 0
+        self.probes: dict[str, dict[str, Any]] = {}  # url -> the question the askers ask about a new article
         from bot.app import Byline
         from bot.settings import load_settings
 
@@ -124,6 +125,8 @@ class Run:
         self.steps += 1
         kind, chosen, argv, version = self.plan()
         self.figures.ops[kind] += 1
+        if kind == "forget":
+            self.withdraw(chosen)
         process = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if kill and self.kill_at_random_point(process):
             for article in chosen:
@@ -265,10 +268,19 @@ class Run:
         return sum(int(c.read_text() or 0) for c in counts if c.exists())
 
     def probe(self, article: Article, ended: float) -> None:
-        """Tell the askers to ask about an article just written; each notes when an answer first cites it."""
-        probe = {"url": article.url, "question": article.record["title"], "since": ended}
-        (self.work / "probe.tmp").write_text(json.dumps(probe))
-        (self.work / "probe.tmp").replace(self.work / "probe.json")
+        """Tell the askers to ask about an article just added; each notes when an answer first cites it."""
+        self.probes[article.url] = {"url": article.url, "question": article.record["title"], "since": ended}
+        self.write_probes()
+
+    def withdraw(self, articles: list[Article]) -> None:
+        """No more questions about articles a forget named (it may have removed them)."""
+        for article in articles:
+            self.probes.pop(article.url, None)
+        self.write_probes()
+
+    def write_probes(self) -> None:
+        (self.work / "probes.tmp").write_text(json.dumps(list(self.probes.values())))
+        (self.work / "probes.tmp").replace(self.work / "probes.json")
 
     def stop_askers(self, askers: list[subprocess.Popen[str]]) -> None:
         time.sleep(3)  # the last probe gets a few asks
@@ -295,19 +307,21 @@ def ask_forever(home: Path, work: Path, name: str, pause: float) -> None:
     (work / f"{name}-ready").touch()
     asks, empty, errors = 0, 0, []
     answered: list[tuple[float, float]] = []  # (ingest ended, first answer citing the article)
-    waiting: dict[str, tuple[str, float]] = {}  # url -> (question, ingest ended)
+    waiting: dict[str, tuple[str, float]] = {}  # url -> (question, ingest ended), oldest first
     seen: set[tuple[str, float]] = set()
     turn = 0
     while not (work / "stop").exists():
         time.sleep(pause)  # a steady stream of questions, leaving the writers some of the CPU
         turn += 1
-        probe = _read_probe(work)
-        if probe is not None and (probe["url"], probe["since"]) not in seen:
-            seen.add((probe["url"], probe["since"]))
-            waiting[probe["url"]] = (probe["question"], probe["since"])
+        listed = _read_probes(work)
+        waiting = {url: probe for url, probe in waiting.items() if url in listed}
+        for url, (probe_question, ended) in listed.items():
+            if (url, ended) not in seen:
+                seen.add((url, ended))
+                waiting[url] = (probe_question, ended)
         since: date | None = None
         if waiting and turn % 2:
-            question = next(reversed(waiting.values()))[0]
+            question = next(iter(waiting.values()))[0]
         else:
             question, since = QUESTIONS[turn % len(QUESTIONS)]
         if asks % 50 == 0:
@@ -329,11 +343,13 @@ def ask_forever(home: Path, work: Path, name: str, pause: float) -> None:
     (work / f"{name}.json").write_text(json.dumps(result))
 
 
-def _read_probe(work: Path) -> dict[str, Any] | None:
+def _read_probes(work: Path) -> dict[str, tuple[str, float]]:
+    """The articles the driver wants asked about: url -> (question, when its ingest ended)."""
     try:
-        return json.loads((work / "probe.json").read_text())  # type: ignore[no-any-return]
+        probes = json.loads((work / "probes.json").read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+    return {p["url"]: (p["question"], p["since"]) for p in probes}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["ask"]:

@@ -18,7 +18,7 @@ from bot.app import Byline
 from bot.cli.main import build_app
 from ingest.embedding import Embedder
 from ingest.models import Chunk
-from ingest.storage.store import IndexDamagedError
+from ingest.storage.store import IndexDamagedError, StoreError
 
 app = build_app()
 SEED_URL = json.loads(SEED_JSONL.read_text().splitlines()[0])["url"]
@@ -226,3 +226,30 @@ def test_doctor_on_a_sound_index_prints_each_check(seeded: Byline, cli_runner: C
     chunks = len(chunk_ids(seeded))
     assert f"{chunks} chunks, {chunks} vectors, 0 missing, 0 orphans, 0 differ" in result.stdout
     assert os.environ["BYLINE_HOME"] == str(seeded.settings.home)
+
+
+def test_only_an_internal_chroma_error_that_survives_a_reload_rebuilds_the_index(
+    seeded: Byline, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chromadb.errors import InternalError
+
+    index = seeded.store.index
+    seeded.store.open()
+
+    def bad_request(collection: object) -> None:
+        raise ValueError("not a damaged index: a request the store got wrong")
+
+    with pytest.raises(StoreError, match="cannot test: not a damaged index"):
+        index.read("test", bad_request)
+    failures = iter([InternalError("Error finding id"), InternalError("Error finding id")])
+
+    def damaged_twice(collection: object) -> int:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return 1
+
+    assert "restored" not in caplog.text
+    assert index.read("test", damaged_twice) == 1  # failed, failed on a fresh load, worked on the rebuilt index
+    assert f"restored its {len(chunk_ids(seeded))} vectors from the catalog" in caplog.text
+    assert seeded.doctor().ok

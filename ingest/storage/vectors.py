@@ -127,27 +127,29 @@ class Vectors:
             self._release(view)
 
     def read(self, what: str, operation: Callable[[Collection], T]) -> T:
-        """Run a read; an error in the embedded store is retried once on a freshly loaded index (a write may have
-        landed between the generation check and the read)."""
+        """Run a read. In the embedded store, a Chroma error is retried once on a freshly loaded index (a write
+        may have landed between the generation check and the read); an internal error even then means damaged
+        files, and the index is rebuilt from the catalog's copy before a last try."""
+        from chromadb.errors import ChromaError, InternalError
+
         try:
             with self.view() as collection:
                 return operation(collection)
         except StoreError:
             raise
         except Exception as exc:
-            if not self.embedded:
+            if not (self.embedded and isinstance(exc, ChromaError)):
                 raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
         with self._locked():
             view = self._refresh(force=True)
         try:
             return operation(view.collection)
         except Exception as exc:
-            if self.restore is None:
+            if self.restore is None or not isinstance(exc, InternalError):
                 raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
             reason = _line(exc)
         finally:
             self._release(view)
-        # Loaded afresh and still failing: the index's files are damaged in a way loading did not notice.
         self.rebuild(reason)
         try:
             with self.view() as collection:
@@ -242,11 +244,6 @@ class Vectors:
                     system.stop()
                 raise
             self._install(_View(client, collection, system, generation))
-
-    def reopen(self) -> None:
-        """Load the collection again now (after it was deleted and made anew, say)."""
-        with self._locked():
-            self._release(self._refresh(force=True))
 
     def close(self) -> None:
         with self._mutex:
