@@ -11,15 +11,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from bot.answering.answerer import Answerer, StatusCallback, TextCallback
-from bot.chain import Question, build_chain
 from bot.models import Answer, Turn
-from bot.retrieval.retriever import BylineRetriever
 from bot.settings import Settings
 from ingest.chunking import ChunkPlan
 from ingest.documents import quiet_pdf_warnings
 from ingest.embedding import Embedder
 from ingest.loaders import LoadResult
 from ingest.models import SearchFilters
+from ingest.outlets import Outlets
 from ingest.pipeline import IngestReport, ingest_articles
 from ingest.progress import Progress
 from ingest.sources import count_inputs, load_sources
@@ -27,8 +26,11 @@ from ingest.storage.catalog import Catalog, Headline
 from ingest.storage.store import Store
 
 if TYPE_CHECKING:
+    # Imported when first used: their langchain_core imports are slow, and ingest needs neither.
     from langchain_core.runnables import Runnable
 
+    from bot.chain import Question
+    from bot.retrieval.retriever import BylineRetriever
     from ingest.maintenance import Diagnosis, ReindexReport
     from ingest.maintenance import Progress as ReindexProgress
 
@@ -62,19 +64,26 @@ class Byline:
         catalog = SQLiteCatalog(settings.home / "catalog.sqlite")
         return Store(catalog, settings.store, home=settings.home, embedding_model=settings.embedding.model, plan=plan)
 
+    @cached_property
+    def outlets(self) -> Outlets:
+        """Names the outlet of articles that come with a URL and no source (`ingest.site_names`)."""
+        return Outlets(self.settings.ingest.site_names)
+
     @property
     def catalog(self) -> Catalog:
         return self.store.catalog
 
     @cached_property
     def retriever(self) -> BylineRetriever:
+        from bot.retrieval.retriever import BylineRetriever
+
         return BylineRetriever(store=self.store, embedder=self.embedder, settings=self.settings.retrieval)
 
     @cached_property
     def extractive(self) -> Answerer:
         from bot.answering.extractive import ExtractiveAnswerer
 
-        return ExtractiveAnswerer(self.embedder, self.settings.answer)
+        return ExtractiveAnswerer(self.embedder, self.settings.answer, read_more=self.retriever.leading_passages)
 
     @cached_property
     def answerer(self) -> Answerer:
@@ -87,6 +96,8 @@ class Byline:
     @cached_property
     def chain(self) -> Runnable[str | Question, Answer]:
         """Question answering as a LangChain Runnable (see `bot.chain`): what `ask` runs."""
+        from bot.chain import build_chain
+
         return build_chain(self.retriever, self.answerer)
 
     def ingest(self, sources: Sequence[str], progress: Progress | None = None) -> IngestReport:
@@ -97,15 +108,17 @@ class Byline:
 
         max_bytes = self.settings.ingest.max_article_bytes
         total = count_inputs(sources, is_web_source, max_bytes) if progress else None
-        with WebLoader(self.settings.web, WebState(self.catalog), self.store.indexed_hashes) as web:
+        state = WebState(self.catalog)
+        with WebLoader(self.settings.web, state, self.store.indexed_hashes, outlets=self.outlets) as web:
             results = load_sources(sources, handlers=[web.handle], max_bytes=max_bytes)
             return self.ingest_results(results, progress, total=total)
 
     def ingest_results(
         self, results: Iterable[LoadResult], progress: Progress | None = None, *, total: int | None = None
     ) -> IngestReport:
+        """Index what a loader yields; an article with a URL and no source gets its outlet named (`outlets`)."""
         with quiet_pdf_warnings():
-            return ingest_articles(results, self.store, self.embedder, progress, total=total)
+            return ingest_articles(self.outlets.fill_all(results), self.store, self.embedder, progress, total=total)
 
     def ask(
         self,

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, TypedDict
 
 from bot.answering.answerer import Answerer, StatusCallback, TextCallback
 from bot.models import Answer, Passage, Turn
-from bot.retrieval.retriever import BylineRetriever
 from ingest.models import SearchFilters
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
+
+    from bot.retrieval.retriever import BylineRetriever
 
 
 class Question(TypedDict, total=False):

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ingest.links import deep_link
+
 CANNOT_ANSWER = "I couldn't find that in the ingested articles."
 
 
@@ -54,10 +56,15 @@ class Citation:
     path: str | None = None
     source: str | None = None
     published_at: datetime | None = None
+    # The URL with a text fragment that scrolls a browser to the quote (web articles); None for files.
+    link: str | None = None
 
     @classmethod
     def of(cls, n: int, passage: Passage, *, quote: str, start: int, end: int, score: float) -> Citation:
-        """Source n quoting `quote` (article text[start:end]) from the article of `passage`."""
+        """Source n quoting `quote` (article text[start:end]) from the article of `passage`, with a deep link to
+        the quote when the article came from the web."""
+        inside = passage.start <= start <= passage.start + len(passage.text)
+        before = passage.text[: start - passage.start] if inside else ""
         return cls(
             n=n,
             article_id=passage.article_id,
@@ -70,6 +77,7 @@ class Citation:
             path=passage.path,
             source=passage.source,
             published_at=passage.published_at,
+            link=deep_link(passage.url, quote, before=before) if passage.url else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,12 +97,15 @@ class Answer:
     # per answer sentence: {"text", "citations": [n...], "supported": bool} (LLM answers)
     sentences: list[dict[str, Any]] = field(default_factory=list)
     notice: str | None = None
+    # The asked fact itself, as the article words it ("1:59:40.2"), when the answer states one (extractive answers).
+    short_answer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "question": self.question,
             "answer": self.text,
             "refused": self.refused,
+            "short_answer": self.short_answer,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [
                 {

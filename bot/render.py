@@ -8,20 +8,23 @@ from bot.models import Answer, Citation
 
 
 def source_line(citation: Citation) -> str:
-    """`Title · Outlet · 2019-04-16 · URL-or-path`, skipping what is unknown."""
+    """`Title · Outlet · 2019-04-16 · link`, skipping what is unknown: the link goes to the quote in a web
+    article (see `Citation.link`); a file's is its path."""
     parts = [citation.title]
     if citation.source:
         parts.append(citation.source)
     if citation.published_at:
         parts.append(citation.published_at.date().isoformat())
-    if citation.url or citation.path:
-        parts.append(citation.url or citation.path or "")
+    if where := citation.link or citation.url or citation.path:
+        parts.append(where)
     return " · ".join(parts)
 
 
 def render_answer(answer: Answer, width: int = 100) -> str:
     # Fill each paragraph on its own: a fallback answer labels its quoted passages on lines of their own.
     lines = [textwrap.fill(line, width=width) if line.strip() else "" for line in answer.text.split("\n")]
+    if answer.short_answer:
+        lines = [textwrap.fill(f"Answer: {answer.short_answer}", width=width), "", *lines]
     return "\n".join(lines) + render_after_text(answer, width)
 
 

@@ -57,9 +57,24 @@ class RetrievalSettings(Group):
 
 class AnswerSettings(Group):
     min_support: float = Field(
-        0.50, description="Refuse when the best sentence scores below this (calibrated on dev questions)."
+        0.40,
+        description="Refuse a question that asks for no typed fact (a reason, anything else) when the best sentence "
+        "scores below this (calibrated on dev questions); one asking for a name, date, figure … is refused when no "
+        "sentence about it holds one.",
+    )
+    typed_fallback: float = Field(
+        0.60,
+        description="A question for a name, date, figure … that no sentence about it holds is still answered "
+        "with its best sentence (and no short answer) when that sentence scores at least this (calibrated on dev "
+        "questions); above 1 refuses every such question.",
     )
     max_sentences: int = Field(3, ge=1, description="Sentences in an extractive answer.")
+    read_articles: int = Field(
+        2,
+        ge=0,
+        description="The extractive reader also reads every other passage of this many leading articles, beyond "
+        "the retrieved ones (the per-article cap can leave the fact-bearing passage out); 0 reads only those.",
+    )
     embed_sentences: int = Field(
         16,
         ge=0,

@@ -117,7 +117,11 @@ class Watcher:
 
         try:
             with WebLoader(
-                self.settings, self.state, self.byline.store.indexed_hashes, should_stop=self.stop.is_set
+                self.settings,
+                self.state,
+                self.byline.store.indexed_hashes,
+                outlets=self.byline.outlets,
+                should_stop=self.stop.is_set,
             ) as loader:
                 load = loader.load_feed(url, followed=True)
                 with self.display() as progress:

@@ -1,9 +1,11 @@
 """`byline bench`: Byline against the LangChain tutorial pipeline, in one run, on the same data and machine.
 
 Every ingest runs in its own process (`os.wait4` gives its wall time, CPU time and peak RSS honestly, start-up
-included); query latencies are measured warm, in-process. Also: the machine's matrix-multiply peak in the same
-run (the physical limit of the embedding step), scale curves on corpora synthesised from Wikinews paragraphs,
-and a Markdown summary with a PNG chart.
+included), several times, alternating Byline and the tutorial (A B A B ...) so that a machine whose speed drifts
+(shared, throttled) moves both sides of each pair alike: ratios are taken pair by pair and reported as median,
+min and max. Query latencies are measured warm, in-process. Also: the machine's matrix-multiply peaks in fp32,
+bf16 and int8 in the same run (the physical limits of the embedding step), scale curves on corpora synthesised
+from Wikinews paragraphs, and a Markdown summary with a PNG chart.
 
 The tutorial pipeline is the one a user would otherwise write: RecursiveCharacterTextSplitter(1000, 200),
 HuggingFaceEmbeddings with the same bundled model, Chroma.from_documents, similarity_search(k=5).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +46,14 @@ class Options:
     scale: tuple[int, ...] = FULL_SCALE
     queries: int = 100
     cold_runs: int = 3
+    pairs: int = 3  # ingests of each corpus per pipeline, alternating
     skip_tutorial: bool = False
     scifact_limit: int | None = None  # articles taken from SciFact (None: all 5,183)
     wikinews_limit: int | None = None
 
     @classmethod
     def quick_run(cls, out: Path, scifact: Path, wikinews: Path) -> Options:
-        return cls(out, scifact, wikinews, True, QUICK_SCALE, 10, 1, False, 60, 20)
+        return cls(out, scifact, wikinews, True, QUICK_SCALE, 10, 1, 1, False, 60, 20)
 
 
 @dataclass
@@ -163,7 +168,7 @@ def tutorial_ingest(corpus: Path, home: Path, questions: list[str]) -> dict[str,
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from ingest.embedding import resolve_model
+    from ingest.model_files import resolve_model
 
     embed_seconds = 0.0
 
@@ -210,23 +215,63 @@ def tutorial_ingest(corpus: Path, home: Path, questions: list[str]) -> dict[str,
 # -- the machine's limit (child process) ---------------------------------------------------------------
 
 
+PEAK_SIZE = 2048
+
+
+def best_seconds(step: Callable[[], object], repeats: int = 5) -> float:
+    step()  # warm-up: kernels chosen, memory touched
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def matmul_peak(threads: int) -> dict[str, float]:
-    """Best GFLOP/s of square matrix multiplies in fp32 and bf16 (oneDNN, all cores): the embedding step's roof."""
+    """Best GFLOP/s of square matrix multiplies on all cores: fp32 and bf16 by torch (oneDNN), int8 by OpenVINO
+    (u8 activations x s8 weights, the kernels Byline's int8 model runs on): the embedding step's roofs."""
     import torch
 
     torch.set_num_threads(threads)
+    flops = 2 * PEAK_SIZE**3
     result = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a = torch.randn(2048, 2048, dtype=dtype)
-        b = torch.randn(2048, 2048, dtype=dtype)
-        a @ b  # warm-up: kernels chosen, memory touched
-        best = float("inf")
-        for _ in range(5):
-            t = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t)
-        result[f"{name}_gflops"] = 2 * 2048**3 / best / 1e9
+        a = torch.randn(PEAK_SIZE, PEAK_SIZE, dtype=dtype)
+        result[f"{name}_gflops"] = flops / best_seconds(partial(torch.matmul, a, a.T.contiguous())) / 1e9
+    result["int8_gflops"] = flops / best_seconds(int8_matmul(threads)) / 1e9
     return result
+
+
+def int8_matmul(threads: int) -> Callable[[], object]:
+    """One int8 matrix multiply as OpenVINO runs a quantised layer: activations quantised to u8 on the way in
+    (FakeQuantize), weights stored as s8 and scaled; the compiled layer runs in u8 (checked)."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([PEAK_SIZE, PEAK_SIZE], np.float32)
+
+    def scalar(v: float) -> Any:
+        return ops.constant(np.float32(v))
+
+    quantised = ops.fake_quantize(x, scalar(-4), scalar(4), scalar(-4), scalar(4), 256)
+    weights = rng.integers(-127, 128, (PEAK_SIZE, PEAK_SIZE), dtype=np.int8)
+    scaled = ops.multiply(ops.convert(ops.constant(weights), np.float32), scalar(0.01))
+    model = ov.Model([ops.matmul(quantised, scaled, False, True)], [x])
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    precisions = {
+        op.get_rt_info()["runtimePrecision"].astype(str)
+        for op in compiled.get_runtime_model().get_ordered_ops()
+        if op.get_rt_info()["layerType"].astype(str) in ("FullyConnected", "MatMul")
+    }
+    if precisions != {"u8"}:
+        raise BenchError(f"the int8 matrix multiply ran in {precisions}, not u8")
+    request = compiled.create_infer_request()
+    a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE), dtype=np.float32)
+    return lambda: request.infer({0: a})
 
 
 def encoder_flops(model_path: str, tokens: int, sequences: int) -> float:
@@ -314,11 +359,26 @@ def ingest_figures(run: ProcessRun, model_path: str) -> dict[str, Any]:
     return figures
 
 
-def startup_run(tiny: Path, home: Path, tutorial: bool) -> float:
-    """Wall time of a one-article ingest: interpreter, imports, model load and store open."""
-    if tutorial:
-        return python_child("tutorial", str(tiny), str(home), "[]").wall_s
-    return byline_ingest(tiny, home).wall_s
+def fresh(home: Path) -> Path:
+    shutil.rmtree(home, ignore_errors=True)
+    return home
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "pairs": list(values)}
+
+
+def pair_ratios(byline: Sequence[dict[str, Any]], tutorial: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Byline / tutorial for wall time, CPU time and peak RSS, pair by pair (below 1: Byline spends less)."""
+    return {
+        key: spread([b[key] / t[key] for b, t in zip(byline, tutorial, strict=True)])
+        for key in ("wall_s", "cpu_s", "peak_rss_mb")
+    }
+
+
+def median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median wall time (the lower middle one of an even count), reported in the tables."""
+    return sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2]
 
 
 # -- the whole run -------------------------------------------------------------------------------------
@@ -329,7 +389,8 @@ Say = Callable[[str], None]
 
 def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
     from bot.settings import Settings
-    from ingest.embedding import resolve_model
+    from ingest.embedding import Embedder
+    from ingest.model_files import resolve_model
 
     out = options.out
     data, homes = out / "data", out / "homes"
@@ -340,19 +401,27 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         "machine": machine_facts(),
         "settings": {
             "backend": defaults.embedding.backend,
-            "precision": defaults.embedding.precision,
+            "precision": Embedder(defaults.embedding).precision,  # what "auto" stands for
             "quick": options.quick,
         },
     }
 
-    say("matrix-multiply peak ...")
-    results["peak"] = python_child("peak", str(os.cpu_count() or 1)).result
+    say("matrix-multiply peaks ...")
+    results["peak"] = peak = python_child("peak", str(os.cpu_count() or 1)).result
+    say(
+        f"  fp32 {_f(peak['fp32_gflops'], 0)}, bf16 {_f(peak['bf16_gflops'], 0)}, "
+        f"int8 {_f(peak['int8_gflops'], 0)} GFLOP/s"
+    )
 
     tiny = write_jsonl(data / "one-article.jsonl", read_jsonl(options.wikinews, 1))
     say("start-up (one-article ingest) ...")
-    results["startup_s"] = {"byline": startup_run(tiny, homes / "startup-byline", tutorial=False)}
-    if not options.skip_tutorial:
-        results["startup_s"]["tutorial"] = startup_run(tiny, homes / "startup-tutorial", tutorial=True)
+    startup: dict[str, list[float]] = {"byline": [], "tutorial": []}
+    for _ in range(options.pairs):
+        startup["byline"].append(byline_ingest(tiny, fresh(homes / "startup-byline")).wall_s)
+        if not options.skip_tutorial:
+            home = fresh(homes / "startup-tutorial")
+            startup["tutorial"].append(python_child("tutorial", str(tiny), str(home), "[]").wall_s)
+    results["startup_s"] = {who: spread(walls) for who, walls in startup.items() if walls}
 
     questions = scifact_questions(options.scifact.parent / "queries.jsonl", options.queries)
     for name, corpus in (
@@ -360,23 +429,29 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         ("wikinews", write_jsonl(data / "wikinews.jsonl", read_jsonl(options.wikinews, options.wikinews_limit))),
     ):
         asks = questions if name == "scifact" else [r["title"] for r in read_jsonl(corpus, options.queries)]
-        side: dict[str, Any] = {}
-        say(f"{name}: Byline ingest ...")
-        side["byline"] = ingest_figures(byline_ingest(corpus, homes / f"{name}-byline"), model_path)
+        runs: dict[str, list[dict[str, Any]]] = {"byline": [], "tutorial": []}
+        for pair in range(1, options.pairs + 1):
+            say(f"{name}: Byline ingest ({pair}/{options.pairs}) ...")
+            runs["byline"].append(ingest_figures(byline_ingest(corpus, fresh(homes / f"{name}-byline")), model_path))
+            if options.skip_tutorial:
+                continue
+            say(f"{name}: tutorial pipeline ({pair}/{options.pairs}) ...")
+            home = fresh(homes / f"{name}-tutorial")
+            run = python_child("tutorial", str(corpus), str(home), json.dumps(asks))
+            runs["tutorial"].append(
+                ingest_figures(run, model_path)
+                | {"query": {"retrieve_ms": run.result["query_ms"]}, "startup_in_process_s": run.result["startup_s"]}
+            )
+            wall = runs["byline"][-1]["wall_s"] / runs["tutorial"][-1]["wall_s"]
+            say(f"  Byline / tutorial wall time: {wall:.3f}")
+        side: dict[str, Any] = {who: median_run(r) for who, r in runs.items() if r}
+        side["runs"] = runs
+        # Queries against the index the last Byline ingest left (each ingest built the same index).
         side["byline"]["query"] = warm_queries(homes / f"{name}-byline", asks)
         side["byline"]["cold_ask"] = cold_ask(homes / f"{name}-byline", asks[0], options.cold_runs)
-        if not options.skip_tutorial:
-            say(f"{name}: tutorial pipeline ...")
-            run = python_child("tutorial", str(corpus), str(homes / f"{name}-tutorial"), json.dumps(asks))
-            side["tutorial"] = ingest_figures(run, model_path) | {
-                "query": {"retrieve_ms": run.result["query_ms"]},
-                "startup_in_process_s": run.result["startup_s"],
-            }
-            side["ratio"] = {
-                "wall": side["tutorial"]["wall_s"] / side["byline"]["wall_s"],
-                "cpu": side["tutorial"]["cpu_s"] / side["byline"]["cpu_s"],
-                "peak_rss": side["tutorial"]["peak_rss_mb"] / side["byline"]["peak_rss_mb"],
-            }
+        if runs["tutorial"]:
+            side["ratio"] = ratio = pair_ratios(runs["byline"], runs["tutorial"])
+            say(f"{name}: {ratio_line(ratio['wall_s'])}")
         results[name] = side
         save(results, out)
 
@@ -426,24 +501,38 @@ def _f(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, int | float) else "-"
 
 
+def ratio_line(wall: dict[str, Any]) -> str:
+    pairs = len(wall["pairs"])
+    return (
+        f"Byline / tutorial wall time {wall['median']:.3f} median of {pairs} alternating pair{'s' * (pairs > 1)} "
+        f"(min {wall['min']:.3f}, max {wall['max']:.3f}): {1 / wall['median']:.2f}x faster"
+    )
+
+
+PIPELINES = ("byline", "tutorial")
+
+
 def write_summary(results: dict[str, Any], path: Path) -> None:
     peak = results["peak"]
+    pairs = max(len(results[name].get("runs", {}).get("byline", [])) for name in ("scifact", "wikinews"))
     lines = [
         "# Byline benchmark",
         "",
         f"Machine: {results['machine']['cores']} cores, load average {results['machine']['load_average_at_start']:.1f}"
-        f" at start; matrix-multiply peak {_f(peak['fp32_gflops'])} GFLOP/s fp32, {_f(peak['bf16_gflops'])} bf16.",
+        f" at start; matrix-multiply peaks {_f(peak['fp32_gflops'], 0)} GFLOP/s fp32, "
+        f"{_f(peak['bf16_gflops'], 0)} bf16, {_f(peak['int8_gflops'], 0)} int8.",
         f"Byline embedding backend: {results['settings']['backend']} ({results['settings']['precision']}).",
         "",
-        "## Ingest (whole command, start-up included, each in its own process)",
+        f"## Ingest (whole command, start-up included, each in its own process; {pairs} run(s) of each, alternating;"
+        " the run with the median wall time shown)",
         "",
         "| corpus | pipeline | articles | chunks | wall s | CPU s | articles/s | chunks/s | tokens/s |"
         " peak RSS MB | embed GFLOP/s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("scifact", "wikinews"):
-        for who, row in results[name].items():
-            if who == "ratio":
+        for who in PIPELINES:
+            if (row := results[name].get(who)) is None:
                 continue
             lines.append(
                 f"| {name} | {who} | {row['articles']} | {row['chunks']} | {_f(row['wall_s'])} | {_f(row['cpu_s'])} |"
@@ -453,14 +542,21 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
     lines.append("")
     for name in ("scifact", "wikinews"):
         if ratio := results[name].get("ratio"):
+            cpu, rss = ratio["cpu_s"], ratio["peak_rss_mb"]
             lines.append(
-                f"- {name}: Byline is {ratio['wall']:.2f}x faster in wall time ({ratio['cpu']:.2f}x less CPU), "
-                f"peak memory {1 / ratio['peak_rss']:.2f}x the tutorial's."
+                f"- {name}: {ratio_line(ratio['wall_s'])}; CPU time {cpu['median']:.3f} "
+                f"(min {cpu['min']:.3f}, max {cpu['max']:.3f}); peak RSS {rss['median']:.2f}."
+            )
+        if gflops := results[name]["byline"].get("embed_gflops"):
+            lines.append(
+                f"- {name}: Byline's embedding step ran at {gflops:,.0f} GFLOP/s, "
+                f"{gflops / peak['int8_gflops']:.0%} of the int8 peak, {gflops / peak['bf16_gflops']:.0%} of bf16."
             )
     startup = results["startup_s"]
     lines += [
-        f"- Start-up (one-article ingest): Byline {_f(startup['byline'], 2)} s"
-        + (f", tutorial {_f(startup['tutorial'], 2)} s." if "tutorial" in startup else "."),
+        "- Start-up (one-article ingest, median): "
+        + ", ".join(f"{who} {startup[who]['median']:.2f} s" for who in PIPELINES if who in startup)
+        + ".",
         "",
         "## Queries (warm, in-process; ms)",
         "",
@@ -469,8 +565,8 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("scifact", "wikinews"):
-        for who, row in results[name].items():
-            if who == "ratio":
+        for who in PIPELINES:
+            if (row := results[name].get(who)) is None:
                 continue
             q = row["query"]
             ask = q.get("ask_ms", {})

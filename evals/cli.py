@@ -25,6 +25,7 @@ from bot.cli.common import fail, settings_from, user_errors
 from bot.cli.progress import ingest_display
 
 if TYPE_CHECKING:
+    from evals.datasets import EvalQuestion
     from evals.report import Baseline, Comparison
     from evals.runner import EvalResult, ProgressFn
 
@@ -42,30 +43,42 @@ def register(app: typer.Typer) -> None:
 def eval_command(
     ctx: typer.Context,
     dataset: Annotated[
-        Path | None, typer.Argument(help="Question set in Byline's JSONL format (see evals/data/README.md).")
+        Path | None,
+        typer.Argument(metavar="QUESTIONS", help="Question set in Byline's JSONL format (see evals/data/README.md)."),
     ] = None,
     articles: Annotated[
         list[Path] | None,
-        typer.Option("--articles", help="File or folder to ingest into a throwaway store (repeatable)."),
+        typer.Option(
+            "--articles", metavar="PATH", help="File or folder to ingest into a throwaway store (repeatable)."
+        ),
     ] = None,
     use_store: Annotated[
         bool, typer.Option("--store", help="Ask the configured store instead of a throwaway one.")
     ] = False,
     beir: Annotated[
-        Path | None, typer.Option("--beir", help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+        Path | None,
+        typer.Option("--beir", metavar="DIR", help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv."),
     ] = None,
-    split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
-    k: Annotated[int | None, typer.Option("-k", min=1, help="Passages handed to the answerer.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions or queries.")] = None,
+    split: Annotated[str, typer.Option(metavar="SPLIT", help="BEIR qrels split.")] = "test",
+    k: Annotated[int | None, typer.Option("-k", metavar="N", min=1, help="Passages handed to the answerer.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Only the first N questions or queries.")
+    ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help='Write {"metrics": {...}, "config": {...}} here.')
+        Path | None, typer.Option("--json", metavar="FILE", help='Write {"metrics": {...}, "config": {...}} here.')
     ] = None,
-    predictions: Annotated[Path | None, typer.Option(help="Write one JSON line per question here.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write report.md and metrics.png into this folder.")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write one JSON line per question here.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Write report.md and metrics.png into this folder.")
+    ] = None,
     baseline: Annotated[
-        Path | None, typer.Option(help="A saved --json result; exit 1 when a metric drops below it.")
+        Path | None, typer.Option(metavar="FILE", help="A saved --json result; exit 1 when a metric drops below it.")
     ] = None,
-    tolerance: Annotated[float, typer.Option(min=0, help="Largest drop allowed against --baseline.")] = 0.02,
+    tolerance: Annotated[
+        float, typer.Option(metavar="DROP", min=0, help="Largest drop allowed against --baseline.")
+    ] = 0.02,
     judge: Annotated[
         bool | None,
         typer.Option(
@@ -75,32 +88,14 @@ def eval_command(
         ),
     ] = None,
 ) -> None:
-    """Measure retrieval, answers, citations and refusals on a question set, or retrieval on a BEIR set."""
-    from evals.datasets import DatasetError, check_beir_dir, load_questions
-    from evals.report import load_baseline
+    """Measure retrieval, answers, citations and refusals on a question set, or retrieval on a BEIR set.
+
+    Example: byline eval evals/data/seeds.jsonl --articles seeds/ --report reports/seeds
+    """
+    from evals.datasets import DatasetError
     from evals.session import EvalUsageError, make_judge, run_beir_set, run_question_set, store_settings
 
-    if (dataset is None) == (beir is None):
-        fail("give a question set (SET.jsonl) or --beir DIR, not both", EXIT_USAGE)
-    if beir is not None and (articles or use_store):
-        fail("--beir builds its own index from the corpus: drop --articles/--store", EXIT_USAGE)
-    if beir is not None and judge:
-        fail("--beir runs are retrieval-only, with no answers to judge: drop --judge", EXIT_USAGE)
-    if dataset is not None and bool(articles) == use_store:
-        fail("say which articles to ask: --articles FILE|DIR (throwaway store) or --store", EXIT_USAGE)
-    try:
-        saved = load_baseline(baseline) if baseline else None
-        questions = load_questions(dataset) if dataset else []
-        if beir is not None:
-            check_beir_dir(beir, split)
-    except (DatasetError, ValueError) as exc:
-        fail(str(exc), EXIT_USAGE)
-    if questions and limit:
-        questions = questions[:limit]
-    for path in articles or []:
-        if not path.exists():
-            fail(f"--articles {path}: no such file or directory", EXIT_USAGE)
-
+    saved, questions = _checked_inputs(dataset, beir, split, articles or [], use_store, judge, baseline, limit)
     settings = settings_from(ctx)
     started_at, started = datetime.now(UTC), time.perf_counter()
     with user_errors(), store_settings(settings, throwaway=not use_store) as run_settings:
@@ -139,6 +134,41 @@ def eval_command(
         }
     )
     _finish(result, saved, tolerance, json_out, predictions, report)
+
+
+def _checked_inputs(
+    dataset: Path | None,
+    beir: Path | None,
+    split: str,
+    articles: list[Path],
+    use_store: bool,
+    judge: bool | None,
+    baseline: Path | None,
+    limit: int | None,
+) -> tuple[Baseline | None, list[EvalQuestion]]:
+    """The saved baseline and the questions to ask, once the options are known to make sense (else exit 2)."""
+    from evals.datasets import DatasetError, check_beir_dir, load_questions
+    from evals.report import load_baseline
+
+    if (dataset is None) == (beir is None):
+        fail("give a question set (SET.jsonl) or --beir DIR, not both", EXIT_USAGE)
+    if beir is not None and (articles or use_store):
+        fail("--beir builds its own index from the corpus: drop --articles/--store", EXIT_USAGE)
+    if beir is not None and judge:
+        fail("--beir runs are retrieval-only, with no answers to judge: drop --judge", EXIT_USAGE)
+    if dataset is not None and bool(articles) == use_store:
+        fail("say which articles to ask: --articles FILE|DIR (throwaway store) or --store", EXIT_USAGE)
+    try:
+        saved = load_baseline(baseline) if baseline else None
+        questions = load_questions(dataset) if dataset else []
+        if beir is not None:
+            check_beir_dir(beir, split)
+    except (DatasetError, ValueError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    for path in articles:
+        if not path.exists():
+            fail(f"--articles {path}: no such file or directory", EXIT_USAGE)
+    return saved, questions[:limit] if limit else questions
 
 
 def _say(line: str) -> None:
@@ -215,12 +245,15 @@ def _finish(
 def _print_table(result: EvalResult, comparisons: list[Comparison] | None) -> None:
     from rich.console import Console
 
-    from evals.report import judge_table_rows, metrics_table_rows
+    from evals.report import judge_table_rows, kind_table, metrics_table_rows
 
     config = result.config
     console = Console(soft_wrap=True)
     title = f"{config.get('set')}: {config.get('scored')} of {config.get('total')} scored"
     console.print(_table(title, "metric", metrics_table_rows(result, comparisons), comparisons is not None))
+    if result.by_kind:
+        for table in _kind_tables(*kind_table(result), console.width):
+            console.print(table)
     if result.judge is not None:
         judged = result.judge
         title = f"judged by {judged.model}: rates over {judged.verdicts} verdict(s), {judged.failures} failure(s)"
@@ -249,30 +282,73 @@ def _table(title: str, first: str, rows: list[tuple[str, str, str]], compared: b
     return table
 
 
+def _kind_tables(headers: list[str], rows: list[list[str]], width: int) -> list[Any]:
+    """The per-kind figures, a column per kind: as many tables as it takes for each to fit `width` columns."""
+    from rich.table import Table
+
+    first = max(len(row[0]) for row in rows) + 4
+    groups: list[list[int]] = [[]]
+    used = first
+    for column, header in enumerate(headers[1:], start=1):
+        kind, count = header.rsplit(" ", 1)
+        need = max(len(kind), len(count), *(len(row[column]) for row in rows)) + 3
+        if groups[-1] and used + need > width:
+            groups.append([])
+            used = first
+        groups[-1].append(column)
+        used += need
+    tables = []
+    for group in groups:
+        table = Table(title="per kind (questions)")
+        table.add_column(headers[0])
+        for column in group:
+            table.add_column(headers[column].replace(" (", "\n("), justify="right")
+        for row in rows:
+            table.add_row(row[0], *(row[column] for column in group))
+        tables.append(table)
+    return tables
+
+
 # -- bench ---------------------------------------------------------------------------------------------
 
 
 def bench(
-    out: Annotated[Path, typer.Option("--out", help="Folder for results.json, summary.md and bench.png.")] = Path(
-        "bench-out"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Folder for results.json, summary.md and bench.png.")
+    ] = Path("bench-out"),
     data: Annotated[
         Path,
-        typer.Option(help="Folder holding beir-scifact/ and wikinews/wikinews-2019.jsonl (the shared dev data)."),
+        typer.Option(
+            metavar="DIR", help="Folder holding beir-scifact/ and wikinews/wikinews-2019.jsonl (the shared dev data)."
+        ),
     ] = Path("../shared/data"),
     scifact: Annotated[
-        Path | None, typer.Option(help="BEIR SciFact corpus.jsonl, its queries.jsonl beside it (default: in --data).")
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="BEIR SciFact corpus.jsonl, its queries.jsonl beside it (default: in --data)."
+        ),
     ] = None,
-    wikinews: Annotated[Path | None, typer.Option(help="Wikinews sample JSONL (default: in --data).")] = None,
+    wikinews: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Wikinews sample JSONL (default: in --data).")
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke run in about a minute.")] = False,
     scale: Annotated[
-        list[int] | None, typer.Option("--scale", help="Chunk counts for the scale curves (repeatable).")
+        list[int] | None, typer.Option("--scale", metavar="N", help="Chunk counts for the scale curves (repeatable).")
     ] = None,
-    queries: Annotated[int | None, typer.Option(min=1, help="Questions per latency measurement.")] = None,
-    scifact_limit: Annotated[int | None, typer.Option(min=1, help="Only the first N SciFact abstracts.")] = None,
+    queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="Questions per latency measurement.")] = None,
+    scifact_limit: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Only the first N SciFact abstracts.")
+    ] = None,
+    pairs: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Ingests of each corpus per pipeline, alternating (default 3; quick 1)."),
+    ] = None,
     no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
 ) -> None:
-    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, one run)."""
+    """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, alternating).
+
+    Example: byline bench --quick --data ../shared/data --out reports/bench
+    """
     from evals.bench import BenchError, Options, run_bench
 
     scifact = scifact or data / "beir-scifact" / "corpus.jsonl"
@@ -287,6 +363,8 @@ def bench(
         options.queries = queries
     if scifact_limit:
         options.scifact_limit = scifact_limit
+    if pairs:
+        options.pairs = pairs
     options.skip_tutorial = no_tutorial
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -7,15 +7,14 @@ same model; otherwise they are reported, with a note saying why they were not co
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from bot.cli.common import atomic_write
+from evals.chart import render_chart
 from evals.runner import JUDGED_RATES, EvalResult, JudgeSummary
+from evals.scoring import LOWER_IS_BETTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +67,21 @@ def _numbers(values: dict[str, Any]) -> dict[str, float]:
 def compare_with_baseline(
     current: dict[str, float | None], baseline: dict[str, float], tolerance: float
 ) -> list[Comparison]:
-    """Every gated baseline metric against this run; a drop of more than `tolerance` (or a lost metric) fails."""
+    """Every gated baseline metric against this run; a drop of more than `tolerance` (a rise, for a metric where
+    lower is better), or a lost metric, fails."""
     out = []
     for name, before in baseline.items():
         if not gated(name):
             continue
         value = current.get(name)
         now = None if value is None else round(value, 4)  # as saved, so an unchanged run shows +0.000
-        out.append(Comparison(name, before, now, now is None or now < before - tolerance))
+        if now is None:
+            worse = True
+        elif name in LOWER_IS_BETTER:
+            worse = now > before + tolerance
+        else:
+            worse = now < before - tolerance
+        out.append(Comparison(name, before, now, worse))
     return out
 
 
@@ -108,21 +114,6 @@ def gate(result: EvalResult, baseline: Baseline, tolerance: float) -> list[Compa
     return comparisons + compare_with_baseline(current, before, tolerance)
 
 
-@contextmanager
-def atomic_write(path: Path) -> Iterator[IO[str]]:
-    """Write to a temporary file beside `path` and move it into place, so no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            yield handle
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, result: EvalResult) -> None:
     with atomic_write(path) as out:
         json.dump(result.to_json(), out, indent=2, ensure_ascii=False)
@@ -147,46 +138,6 @@ def _cell(text: str, limit: int = 160) -> str:
     return text.replace("|", "\\|")
 
 
-def write_chart(path: Path, result: EvalResult, baseline: dict[str, float] | None) -> None:
-    """A horizontal bar per quality metric (0-1), with the baseline's value as a tick when there is one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [(n, v) for n, v in result.metrics.items() if gated(n) and v is not None]
-    names = [n for n, _ in shown][::-1]
-    values = [v for _, v in shown][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2))
-    ax.barh(names, values, color="#4c72b0")
-    if baseline:
-        marked = [(i, baseline[n]) for i, n in enumerate(names) if n in baseline]
-        ax.scatter([b for _, b in marked], [i for i, _ in marked], marker="|", s=200, color="black", label="baseline")
-        ax.legend(loc="lower right", fontsize=8)
-    for i, value in enumerate(values):
-        inside = value > 0.85  # no room to the right of a long bar: write the figure on it
-        x = value - 0.01 if inside else value + 0.01
-        ax.text(
-            x,
-            i,
-            f"{value:.3f}",
-            va="center",
-            ha="right" if inside else "left",
-            fontsize=8,
-            color="white" if inside else "black",
-        )
-    ax.set_xlim(0, 1)
-    ax.set_title(str(result.config.get("set", "eval")), fontsize=10)
-    ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(temporary, dpi=120)
-    finally:
-        plt.close(fig)
-    temporary.replace(path)
-
-
 def write_report(
     directory: Path,
     result: EvalResult,
@@ -196,7 +147,9 @@ def write_report(
     """DIR/report.md with the metrics, a chart (DIR/metrics.png), the judge's figures and the per-question misses."""
     directory.mkdir(parents=True, exist_ok=True)
     baseline = saved.metrics if saved else None
-    write_chart(directory / "metrics.png", result, baseline)
+    regressed = {c.name for c in comparisons or [] if c.regressed}
+    with atomic_write(directory / "metrics.png", binary=True) as chart:
+        chart.write(render_chart(result, baseline, regressed))
     config = result.config
     lines = [f"# Byline eval: {config.get('set', '')}", ""]
     if result.interrupted:
@@ -222,6 +175,11 @@ def write_report(
             change = f"{compared.delta:+.3f}" + (" **regressed**" if compared.regressed else "")
         lines.append(f"| {name} | {_fmt(value, name)} | {before} | {change} |")
     lines += ["", "![metrics](metrics.png)", ""]
+    if result.by_kind:
+        headers, rows = kind_table(result)
+        lines += ["## Per kind", "", "| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
     if result.judge is not None:
         lines += _judge_section(result, result.judge, saved, by_name)
     lines += [f"## Misses ({len(result.misses)})", ""]
@@ -297,6 +255,16 @@ def metrics_table_rows(result: EvalResult, comparisons: list[Comparison] | None)
     """(metric, value, change vs baseline) for the terminal table."""
     by_name = {c.name: c for c in comparisons or []}
     return [(name, _fmt(value, name), _change(by_name.get(name))) for name, value in result.metrics.items()]
+
+
+def kind_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
+    """The per-kind figures as a table: a column per kind (headed with its question count), a row per metric."""
+    kinds = result.by_kind
+    headers = ["metric", *(f"{kind} ({group.questions})" for kind, group in kinds.items())]
+    names = list(dict.fromkeys(name for group in kinds.values() for name in group.metrics))
+    rows = [[name, *(_fmt(group.metrics.get(name), name) for group in kinds.values())] for name in names]
+    answerable = ["answerable", *(str(group.answerable) for group in kinds.values())]
+    return headers, [answerable, *rows]
 
 
 def judge_table_rows(judge: JudgeSummary, comparisons: list[Comparison] | None) -> list[tuple[str, str, str]]:

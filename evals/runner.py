@@ -8,7 +8,6 @@ A KeyboardInterrupt stops the loop cleanly: the result then holds what was measu
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,17 @@ from evals.datasets import (
     load_beir_qrels,
     load_beir_queries,
 )
-from evals.judge import Judge, JudgeError, Verdict
+from evals.judge import Judge, JudgeError
+from evals.scoring import (
+    RANK_DEPTH,
+    KindResult,
+    QuestionScore,
+    answer_text,
+    latency_metrics,
+    score_question,
+    summarise_by_kind,
+    summarise_questions,
+)
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -33,8 +42,6 @@ if TYPE_CHECKING:
     from ingest.loaders import LoadResult
     from ingest.pipeline import IngestReport
 
-RANK_DEPTH = 10  # passages scored for hits/MRR and written to --predictions
-HIT_CUTOFFS = (1, 5, 10)
 BEIR_DEPTH = 100  # documents ranked per BEIR query (for recall@100)
 
 # Told (done, total, label) as the run advances; total is None while it is unknown.
@@ -65,9 +72,20 @@ class EvalResult:
     misses: list[Miss] = field(default_factory=list)
     interrupted: bool = False
     judge: JudgeSummary | None = None
+    # The metrics per kind of question, when the set gives kinds.
+    by_kind: dict[str, KindResult] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"metrics": {k: _round(v) for k, v in self.metrics.items()}}
+        if self.by_kind:
+            out["by_kind"] = {
+                kind: {
+                    "questions": group.questions,
+                    "answerable": group.answerable,
+                    "metrics": {k: _round(v) for k, v in group.metrics.items()},
+                }
+                for kind, group in self.by_kind.items()
+            }
         if self.judge is not None:
             out["judge"] = self.judge.to_json()
         return out | {"config": self.config}
@@ -102,82 +120,6 @@ def _round(value: float | None) -> float | None:
 # -- own-format sets -----------------------------------------------------------------------------------
 
 
-@dataclass
-class QuestionScore:
-    """One question's outcome. Retrieval flags mark, per rank, a passage of a gold article / with a gold quote."""
-
-    answerable: bool
-    refused: bool
-    article_flags: list[bool]
-    evidence_flags: list[bool]
-    correct: bool | None
-    f1: float | None
-    citation_precision: float | None
-    citation_recall: float | None
-    timings_ms: dict[str, float]
-    verdict: Verdict | None = None
-    judge_error: str | None = None
-
-
-_CITATION_MARK = re.compile(r"\s*\[\d+\]")
-
-
-def answer_text(text: str) -> str:
-    """The answer without its [n] citation markers, which would otherwise read as numbers."""
-    return _CITATION_MARK.sub("", text)
-
-
-def score_question(
-    question: EvalQuestion, answer: Answer, ranked: Sequence[Passage], gold: dict[Evidence, frozenset[str]]
-) -> QuestionScore:
-    """Score one question; `gold` maps each evidence item to the ids of the article(s) it names."""
-    gold_articles = frozenset().union(*gold.values()) if gold else frozenset()
-    gold_spans = [m.QuotedSpan(ids, ev.quote) for ev, ids in gold.items()]
-    article_flags = [p.article_id in gold_articles for p in ranked]
-    evidence_flags = [
-        any(p.article_id in ids and m.contains_quote(p.text, ev.quote) for ev, ids in gold.items()) for p in ranked
-    ]
-    correct = f1 = precision = recall = None
-    if question.answerable:
-        text = "" if answer.refused else answer_text(answer.text)
-        correct = m.answer_contains(text, question.answers)
-        f1 = m.token_f1(text, question.answers)
-        cited = [m.QuotedSpan(frozenset({c.article_id}), c.quote) for c in answer.citations]
-        precision = m.citation_precision(cited, gold_spans)
-        recall = m.citation_recall(cited, gold_spans)
-    return QuestionScore(
-        answerable=question.answerable,
-        refused=answer.refused,
-        article_flags=article_flags,
-        evidence_flags=evidence_flags,
-        correct=correct,
-        f1=f1,
-        citation_precision=precision,
-        citation_recall=recall,
-        timings_ms=dict(answer.timings_ms),
-    )
-
-
-def summarise_questions(scores: Sequence[QuestionScore]) -> dict[str, float | None]:
-    """Metrics over the questions scored: retrieval and answers on the answerable ones, refusals on all."""
-    answerable = [s for s in scores if s.answerable]
-    out: dict[str, float | None] = {}
-    levels = {"": [s.article_flags for s in answerable], "evidence_": [s.evidence_flags for s in answerable]}
-    for prefix, flag_lists in levels.items():
-        for k in HIT_CUTOFFS:
-            out[f"{prefix}hits@{k}"] = m.mean(m.hit_at_k(flags, k) for flags in flag_lists)
-        out[f"{prefix}mrr@{RANK_DEPTH}"] = m.mean(m.reciprocal_rank(flags, RANK_DEPTH) for flags in flag_lists)
-    out["answer_accuracy"] = m.mean(float(s.correct) for s in answerable if s.correct is not None)
-    out["answer_f1"] = m.mean(s.f1 for s in answerable)
-    out["citation_precision"] = m.mean(s.citation_precision for s in answerable)
-    out["citation_recall"] = m.mean(s.citation_recall for s in answerable)
-    out["refusal_precision"], out["refusal_recall"] = m.refusal_precision_recall(
-        (s.answerable, s.refused) for s in scores
-    )
-    out.update(latency_metrics([s.timings_ms for s in scores]))
-    return out
-
-
 def summarise_judged(scores: Sequence[QuestionScore], model: str) -> JudgeSummary:
     """The judge's figures over the questions scored; a question it gave no verdict on counts as a failure."""
     verdicts = [s.verdict for s in scores if s.verdict is not None]
@@ -199,15 +141,6 @@ def judge_question(judge: Judge, question: EvalQuestion, answer: Answer, score: 
     except JudgeError as exc:
         score.judge_error = str(exc)
     score.timings_ms["judge"] = (time.perf_counter() - started) * 1000
-
-
-def latency_metrics(timings: Iterable[dict[str, float]]) -> dict[str, float | None]:
-    """p50 and p95 per stage, named latency_<stage>_p50_ms."""
-    by_stage: dict[str, list[float]] = {}
-    for timing in timings:
-        for stage, ms in timing.items():
-            by_stage.setdefault(stage, []).append(ms)
-    return {f"latency_{stage}_p{p}_ms": m.percentile(values, p) for stage, values in by_stage.items() for p in (50, 95)}
 
 
 def evidence_refs(evidence: Evidence, bases: Sequence[Path]) -> list[str]:
@@ -292,6 +225,7 @@ def run_questions(
         misses=misses,
         interrupted=interrupted,
         judge=summarise_judged(scores, judge_model) if judge is not None else None,
+        by_kind=summarise_by_kind(questions, scores),
     )
 
 
@@ -312,10 +246,13 @@ def _passage_json(passage: Passage) -> dict[str, Any]:
 def _prediction(
     question: EvalQuestion, answer: Answer, ranked: Sequence[Passage], score: QuestionScore
 ) -> dict[str, Any]:
+    # The question's own extra fields (kind, tags, notes, ...) first: a field of the prediction wins a clash.
     record: dict[str, Any] = {
+        **question.meta,
         "id": question.id,
         "question": question.question,
         "answer": answer.text,
+        "short_answer": answer.short_answer,
         "refused": answer.refused,
         "citations": [c.to_dict() for c in answer.citations],
         "passages": [_passage_json(p) for p in ranked],

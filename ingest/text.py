@@ -33,6 +33,13 @@ FUNCTION_WORDS = frozenset((
 ))
 # Words news uses to attribute and hedge: on every page, so they say nothing about what a sentence states.
 REPORTING_WORDS = frozenset(("according", "also", "may", "might", "reportedly", "said", "say", "says", "tell", "told"))
+# Words a question uses to ask, or to chat, rather than to say what it is about ("how many", "what year", "quick
+# check —"): the sentence that answers seldom repeats them.
+ASKING_WORDS = frozenset((
+    "many", "much", "old", "long", "year", "date", "day", "name", "names", "called", "kind", "type",
+    "roughly", "approximately", "exactly", "quick", "check", "remind", "tonight", "story", "piece", "need", "idea",
+    "know", "got", "figure", "please",
+))
 # fmt: on
 # What word overlap between a question or claim and a sentence is measured on: neither kind counts.
 CONTENT_STOPWORDS = FUNCTION_WORDS | REPORTING_WORDS
@@ -41,6 +48,12 @@ CONTENT_STOPWORDS = FUNCTION_WORDS | REPORTING_WORDS
 def words(text: str) -> list[str]:
     """The words of `text` in order: case-folded, curly apostrophes straightened, possessive 's dropped."""
     return [_POSSESSIVE.sub("", w) for w in _WORD.findall(text.casefold().replace("\u2019", "'"))]
+
+
+def word_spans(text: str) -> list[tuple[int, int, str]]:
+    """The words of `text` as `words` gives them, each with its (start, end) in `text`."""
+    folded = text.replace("\u2019", "'")
+    return [(m.start(), m.end(), _POSSESSIVE.sub("", m.group().casefold())) for m in _WORD.finditer(folded)]
 
 
 def word_pieces(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from conftest import SHARED_DATA
 from typer.testing import CliRunner
 
 from bot.cli.main import build_app
-from evals.bench import Options, percentiles, run_bench
+from evals.bench import Options, median_run, pair_ratios, percentiles, run_bench
 
 app = build_app()
 
@@ -30,6 +30,7 @@ def test_a_tiny_bench_run_produces_every_figure(tmp_path: Path) -> None:
         scale=(40,),
         queries=3,
         cold_runs=1,
+        pairs=2,
         scifact_limit=6,
         wikinews_limit=3,
     )
@@ -37,7 +38,7 @@ def test_a_tiny_bench_run_produces_every_figure(tmp_path: Path) -> None:
 
     saved = json.loads((options.out / "results.json").read_text())
     assert saved["scifact"]["byline"]["chunks"] == results["scifact"]["byline"]["chunks"] > 0
-    assert saved["peak"]["fp32_gflops"] > 0 and saved["peak"]["bf16_gflops"] > 0
+    assert all(saved["peak"][f"{precision}_gflops"] > 0 for precision in ("fp32", "bf16", "int8"))
     for corpus, articles in (("scifact", 6), ("wikinews", 3)):
         for side in ("byline", "tutorial"):
             figures = saved[corpus][side]
@@ -47,13 +48,19 @@ def test_a_tiny_bench_run_produces_every_figure(tmp_path: Path) -> None:
             assert figures["query"]["retrieve_ms"]["n"] == 3
         assert saved[corpus]["byline"]["cold_ask"]["wall_s"] > 0
         assert saved[corpus]["byline"]["query"]["ask_ms"]["p50"] <= saved[corpus]["byline"]["query"]["ask_ms"]["p95"]
-        assert saved[corpus]["ratio"]["wall"] > 0
+        runs = saved[corpus]["runs"]
+        assert len(runs["byline"]) == len(runs["tutorial"]) == 2
+        wall = saved[corpus]["ratio"]["wall_s"]
+        pairs = zip(runs["byline"], runs["tutorial"], strict=True)
+        assert wall["pairs"] == [b["wall_s"] / t["wall_s"] for b, t in pairs]
+        assert wall["min"] <= wall["median"] <= wall["max"] and wall["min"] > 0
     (point,) = saved["scale"]
     assert 20 <= point["chunks"] <= 80  # the synthesiser aims at the asked size
     assert point["query"]["chunks_indexed"] == point["chunks"]
 
     summary = (options.out / "summary.md").read_text()
     assert "| scifact | byline | 6 |" in summary and "| wikinews | tutorial | 3 |" in summary
+    assert "median of 2 alternating pairs (min" in summary and "int8" in summary
     assert (options.out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -65,3 +72,18 @@ def test_percentiles_of_latency_samples() -> None:
 def test_bench_names_a_missing_data_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "--scifact", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "nope.jsonl: no such file" in result.output
+
+
+def test_ratios_are_taken_pair_by_pair_and_the_median_run_is_reported() -> None:
+    byline = [
+        {"wall_s": 10.0, "cpu_s": 9.0, "peak_rss_mb": 500.0},
+        {"wall_s": 12.0, "cpu_s": 9.0, "peak_rss_mb": 500.0},
+        {"wall_s": 30.0, "cpu_s": 9.0, "peak_rss_mb": 600.0},
+    ]
+    tutorial = [{"wall_s": 40.0, "cpu_s": 36.0, "peak_rss_mb": 1000.0}] * 2
+    tutorial.append({"wall_s": 60.0, "cpu_s": 36.0, "peak_rss_mb": 1000.0})
+    ratio = pair_ratios(byline, tutorial)
+    assert ratio["wall_s"] == {"median": 0.3, "min": 0.25, "max": 0.5, "pairs": [0.25, 0.3, 0.5]}
+    assert ratio["cpu_s"]["median"] == 0.25 and ratio["peak_rss_mb"]["max"] == 0.6
+    assert median_run(byline)["wall_s"] == 12.0
+    assert median_run(byline[:2])["wall_s"] == 10.0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ingest.config import EmbeddingSettings
-from ingest.embedding import Embedder, EmbeddingError, export_dir, length_batches, read_layout
+from ingest.embedding import Embedder, length_batches
+from ingest.model_files import INT8_VERSION, EmbeddingError, calibration_texts, export_dir, read_layout
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,13 @@ def reference() -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("backend", "precision", "least_cosine"),
-    [("openvino", "auto", 0.999), ("openvino", "fp32", 0.99999), ("onnx", "fp32", 0.99999), ("onnx", "int8", 0.95)],
+    [
+        ("openvino", "bf16", 0.999),
+        ("openvino", "fp32", 0.99999),
+        ("openvino", "int8", 0.93),  # "ok", three tokens; longer texts agree above 0.99
+        ("onnx", "fp32", 0.99999),
+        ("onnx", "int8", 0.95),
+    ],
 )
 def test_exported_backends_match_sentence_transformers(
     backend: str, precision: str, least_cosine: float, cache_dir: Path, reference: np.ndarray
@@ -71,9 +78,36 @@ def test_length_batches_cover_every_text_once_within_the_budget() -> None:
     assert widths == sorted(widths)  # shortest first: little padding in each batch
 
 
+def test_openvino_int8_is_quantised_once_and_reused(cache_dir: Path) -> None:
+    settings = EmbeddingSettings(backend="openvino", precision="int8", cache_dir=cache_dir)
+    first = Embedder(settings)
+    first.embed(["warm"])
+    quantised = export_dir(first.model_path, cache_dir) / f"openvino-int8-v{INT8_VERSION}" / "model.xml"
+    stamp = quantised.stat().st_mtime_ns
+    again = Embedder(settings)
+    assert np.allclose(again.embed(TEXTS[:1]), first.embed(TEXTS[:1]), atol=1e-6)
+    assert quantised.stat().st_mtime_ns == stamp
+    assert not list(quantised.parent.parent.glob(".*"))  # no half-written leftovers
+
+
+def test_auto_precision_is_int8_with_openvino_and_fp32_elsewhere() -> None:
+    assert Embedder(EmbeddingSettings()).precision == "int8"
+    assert Embedder(EmbeddingSettings(backend="onnx")).precision == "fp32"
+    assert Embedder(EmbeddingSettings(backend="torch")).precision == "fp32"
+
+
+def test_calibration_text_is_news_chunks_and_short_pieces() -> None:
+    texts = calibration_texts()
+    chunks = [t for t in texts if "\n" in t]  # header line, then article text
+    assert len(chunks) >= 50 and all(len(t) > 200 for t in chunks)
+    assert len(texts) - len(chunks) >= 50  # titles and single sentences
+
+
 def test_precision_the_backend_cannot_do_is_refused() -> None:
-    with pytest.raises(EmbeddingError, match=r"precision 'int8' is not available with backend 'openvino'"):
-        Embedder(EmbeddingSettings(backend="openvino", precision="int8"))
+    with pytest.raises(EmbeddingError, match=r"precision 'int8' is not available with backend 'torch'"):
+        Embedder(EmbeddingSettings(backend="torch", precision="int8"))
+    with pytest.raises(EmbeddingError, match=r"precision 'bf16' is not available with backend 'onnx'"):
+        Embedder(EmbeddingSettings(backend="onnx", precision="bf16"))
 
 
 def test_a_folder_that_cannot_be_exported_is_named(tmp_path: Path) -> None:
@@ -84,3 +118,15 @@ def test_a_folder_that_cannot_be_exported_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(EmbeddingError, match=r"cannot be exported; use embedding.backend=torch"):
         read_layout(str(tmp_path))
+
+
+def test_int8_vectors_agree_with_fp32_on_news_text(cache_dir: Path) -> None:
+    article = Path(__file__).resolve().parents[1] / "seeds" / "the-hill-dorsey-omar.txt"
+    paragraphs = [p for p in article.read_text(encoding="utf-8").split("\n\n") if len(p.split()) >= 8]
+    assert len(paragraphs) >= 5
+    vectors = {
+        precision: Embedder(EmbeddingSettings(precision=precision, cache_dir=cache_dir)).embed(paragraphs)
+        for precision in ("fp32", "int8")
+    }
+    cosines = (vectors["fp32"] * vectors["int8"]).sum(axis=1)
+    assert cosines.min() >= 0.98 and cosines.mean() >= 0.99

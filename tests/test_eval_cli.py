@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_IDS = ("seed-045", "seed-046", "seed-047", "seed-120", "seed-139", "seed-143")
 NOTRE_DAME = "https://en.wikinews.org/wiki/Notre_Dame_in_Paris_catches_fire"
 KIPCHOGE = "https://en.wikinews.org/wiki/Eliud_Kipchoge_of_Kenya_runs_marathon_under_two_hours"
+# Extra fields a set may give: two kinds, so the run reports per kind, and free-form tags and notes.
+TINY_META: dict[str, dict[str, Any]] = {
+    "seed-045": {"kind": "number", "tags": ["conversational"]},
+    "seed-047": {"kind": "number"},
+    "seed-143": {"kind": "duration", "notes": "the call's length is not reported"},
+}
 
 
 @pytest.fixture
@@ -44,6 +50,7 @@ def tiny(tmp_path: Path) -> Path:
     for line in (REPO / "evals" / "data" / "seeds.jsonl").read_text().splitlines():
         question = json.loads(line)
         if question["id"] in TINY_IDS:
+            question.update(TINY_META.get(question["id"], {}))
             for ev in question["evidence"]:
                 assert ev.get("url") in (NOTRE_DAME, KIPCHOGE) or ev.get("path") == "seeds/" + SEED_ARTICLE.name
                 if "path" in ev:  # relative to the set's folder here, as it is relative to the repo there
@@ -79,15 +86,29 @@ def test_eval_own_set_writes_every_output(runner: CliRunner, tiny: Path, isolate
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p["id"] for p in predictions] == list(TINY_IDS)
     for p in predictions:
-        assert {"id", "question", "answer", "refused", "citations", "passages"} <= p.keys()
+        assert {"id", "question", "answer", "short_answer", "refused", "citations", "passages"} <= p.keys()
         assert 0 < len(p["passages"]) <= 10
         for citation in p["citations"]:
             assert {"n", "article_id", "quote", "start", "end"} <= citation.keys()
     hill = next(p for p in predictions if p["id"] == "seed-139")
     assert hill["evidence_rank"] is not None
+    by_id = {p["id"]: p for p in predictions}
+    assert by_id["seed-045"]["kind"] == "number" and by_id["seed-045"]["tags"] == ["conversational"]
+    assert by_id["seed-143"]["notes"].startswith("the call") and "kind" not in by_id["seed-139"]
+
+    # Per kind: every metric, over the questions of that kind only.
+    kinds = saved["by_kind"]
+    assert list(kinds) == ["number", "duration"]
+    assert [(k["questions"], k["answerable"]) for k in kinds.values()] == [(2, 1), (1, 0)]
+    assert kinds["number"]["metrics"].keys() == metrics.keys()
+    assert kinds["number"]["metrics"]["answer_accuracy"] == float(by_id["seed-045"]["correct"])
+    assert kinds["number"]["metrics"]["refusal_recall"] == float(by_id["seed-047"]["refused"])
+    assert kinds["duration"]["metrics"]["answer_accuracy"] is None
+    assert "per kind" in result.stdout and "duration" in result.stdout and "(1)" in result.stdout
 
     report = (out / "report" / "report.md").read_text()
     assert "## Misses" in report and "| hits@10 | 1.000 |" in report
+    assert "## Per kind" in report and "| metric | number (2) | duration (1) |" in report
     assert (out / "report" / "metrics.png").read_bytes().startswith(b"\x89PNG")
     # The throwaway store left the configured home untouched.
     assert not isolated_env.exists() or not any(isolated_env.iterdir())

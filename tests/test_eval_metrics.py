@@ -130,3 +130,36 @@ def test_percentile_interpolates_and_mean_skips_undefined() -> None:
     assert percentile([], 50) is None
     assert mean([1.0, None, 0.0]) == 0.5
     assert mean([None]) is None
+
+
+def test_a_metric_where_lower_is_better_regresses_when_it_rises() -> None:
+    from evals.report import compare_with_baseline
+
+    baseline = {"false_refusal_rate": 0.10, "answer_accuracy": 0.70}
+    rose = compare_with_baseline({"false_refusal_rate": 0.20, "answer_accuracy": 0.70}, baseline, 0.02)
+    fell = compare_with_baseline({"false_refusal_rate": 0.00, "answer_accuracy": 0.60}, baseline, 0.02)
+    assert [(c.name, c.regressed) for c in rose] == [("false_refusal_rate", True), ("answer_accuracy", False)]
+    assert [(c.name, c.regressed) for c in fell] == [("false_refusal_rate", False), ("answer_accuracy", True)]
+
+
+def test_metrics_per_kind_are_over_that_kind_s_questions_only() -> None:
+    from evals.datasets import EvalQuestion
+    from evals.scoring import QuestionScore, summarise_by_kind
+
+    def question(i: int, kind: str | None, answerable: bool) -> EvalQuestion:
+        meta = {"kind": kind} if kind else {}
+        return EvalQuestion(f"q{i}", "?", answerable, ("a",) if answerable else (), (), meta)
+
+    def score(answerable: bool, refused: bool, correct: bool | None) -> QuestionScore:
+        return QuestionScore(answerable, refused, [True], [True], correct, None, None, None, {"total": 1.0})
+
+    questions = [question(1, "place", True), question(2, "person", True), question(3, "person", False)]
+    questions.append(question(4, None, True))
+    scores = [score(True, False, True), score(True, True, False), score(False, True, None), score(True, False, True)]
+    kinds = summarise_by_kind(questions, scores)
+    assert list(kinds) == ["person", "place"]  # the set's order of kinds; unkinded questions only count overall
+    person, place = kinds["person"], kinds["place"]
+    assert (person.questions, person.answerable, place.questions) == (2, 1, 1)
+    assert person.metrics["answer_accuracy"] == 0.0 and place.metrics["answer_accuracy"] == 1.0
+    assert person.metrics["false_refusal_rate"] == 1.0 and person.metrics["refusal_recall"] == 1.0
+    assert place.metrics["refusal_recall"] is None

@@ -54,7 +54,8 @@ def test_an_edited_article_embeds_only_its_changed_chunks(byline: Byline, embedd
     ids = sorted(byline.store.vector_ids())
     rows = byline.store.chunk_rows(ids)
     stored = byline.store.vectors(ids)
-    fresh = embedder.embed([f"Harbour budget\n{rows[chunk_id].text}" for chunk_id in ids])
+    # the header: the title and the outlet, named after the URL's domain
+    fresh = embedder.embed([f"Harbour budget · news.example\n{rows[chunk_id].text}" for chunk_id in ids])
     assert np.allclose(np.stack([stored[chunk_id] for chunk_id in ids]), fresh, atol=2e-2)
     passages = byline.retriever.search("When does the pier reopen?")
     assert any("June" in p.text for p in passages)

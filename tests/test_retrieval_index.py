@@ -214,6 +214,40 @@ def test_passages_found_only_by_bm25_get_a_dense_score(seeded: Byline) -> None:
         assert passage.dense_score == pytest.approx(everything[passage.chunk_id], abs=1e-4)
 
 
+def test_article_chunks_are_every_current_chunk_in_text_order(news: Byline, tmp_path: Path) -> None:
+    (orchestra,) = news.catalog.resolve("https://beta.example/orchestra")
+    counts = dict(news.catalog.fetch("SELECT article_id, count(*) FROM chunks GROUP BY article_id"))
+    longest = max(counts, key=lambda a: counts[a])
+    rows = news.store.article_chunks([longest, orchestra])
+    assert [r.article_id for r in rows] == [longest] * counts[longest] + [orchestra] * counts[orchestra]
+    assert counts[longest] >= 3
+    stored = news.catalog.article(longest)
+    assert stored is not None
+    mine = [r for r in rows if r.article_id == longest]
+    assert [r.start for r in mine] == sorted(r.start for r in mine)
+    assert all(stored.text[r.start : r.end] == r.text for r in mine)
+
+    changed = dict(ARTICLES[2], text=ARTICLES[2]["text"].replace("Ilse Vandermeer", "Tomasz Okonkwo"))
+    assert news.ingest([str(write_jsonl(tmp_path / "update.jsonl", [changed]))]).updated == 1
+    (row,) = news.store.article_chunks([orchestra])  # the new version's chunk only
+    assert "Okonkwo" in row.text and news.store.article_chunks(["no-such-article"]) == []
+
+
+def test_leading_passages_are_the_rest_of_the_top_articles(seeded: Byline) -> None:
+    question = "Who won the 2019 Nobel Prize in Physics?"
+    (top,) = seeded.retriever.search(question, k=1)
+    more = seeded.retriever.leading_passages(question, [top], 1)
+    every = {r.chunk_id for r in seeded.store.article_chunks([top.article_id])}
+    assert {p.chunk_id for p in more} == every - {top.chunk_id} != set()
+    assert all(p.article_id == top.article_id and p.score == 0.0 and p.dense_score is not None for p in more)
+    passages = seeded.retriever.search(question, k=4)
+    leading = list(dict.fromkeys(p.article_id for p in passages))[:2]
+    both = seeded.retriever.leading_passages(question, passages, 2)
+    assert {p.article_id for p in both} <= set(leading)
+    assert not {p.chunk_id for p in both} & {p.chunk_id for p in passages}
+    assert seeded.retriever.leading_passages(question, passages, 0) == []
+
+
 def test_free_text_is_never_fts_syntax(news: Byline) -> None:
     for query in ['"unbalanced', "NEAR(bridge harbour)", "title:bridge OR -x*", "^AND", "'; DROP TABLE chunks; --"]:
         news.retriever.search(query)  # no sqlite3.OperationalError

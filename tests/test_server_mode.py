@@ -131,6 +131,11 @@ def test_another_machine_reads_chunks_from_the_server(chroma_url: str, embedder:
         stored = writer.catalog.article(row.article_id)
         article = stored.text if stored else ""
         assert article[row.start : row.end] == row.text
+    # Every chunk of an article only the other machine ingested, as the reader of a leading article wants them.
+    article_id = next(iter(rows.values())).article_id
+    theirs = reader.store.article_chunks([article_id])
+    ours = writer.catalog.article_chunks(writer.store.collection_name, [article_id])
+    assert [(r.chunk_id, r.text, r.start) for r in theirs] == [(r.chunk_id, r.text, r.start) for r in ours]
 
 
 def test_an_ingester_and_an_asker_share_one_server(chroma_url: str, tmp_path: Path) -> None:

@@ -92,6 +92,19 @@ def test_split_never_breaks_a_link_or_an_entity() -> None:
     assert split_mrkdwn(unbroken, 500) == ["x" * 500, "x" * 500, "x" * 200]
 
 
+def test_the_short_answer_is_bold_above_an_extractive_answer() -> None:
+    answer = make_answer("How deep is the wreck?", "It lies at a depth of over 1400 feet [1].")
+    answer.short_answer = "over 1400 *feet* <deep>"
+    message = answer_message(answer, "a1")
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert sections[:2] == ["*over 1400 ∗feet∗ &lt;deep&gt;*", "It lies at a depth of over 1400 feet [1]."]
+    assert message["text"].startswith("*over 1400 ∗feet∗ &lt;deep&gt;*\nIt lies at a depth")
+    answer.short_answer = None
+    assert [b["text"]["text"] for b in answer_message(answer, "a1")["blocks"] if b["type"] == "section"] == [
+        "It lies at a depth of over 1400 feet [1]."
+    ]
+
+
 def test_a_written_answer_is_one_markdown_block_that_cannot_ping() -> None:
     text = "**Omar** spoke to <!channel> and <@U123ABC> in <#C0GEN> [1]. Then @here & @everyone left [1]."
     message = answer_message(make_answer("q", text, written=True), "a1")

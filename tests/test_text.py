@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ingest.text import CONTENT_STOPWORDS, FUNCTION_WORDS, content_words, word_pieces, words
+from ingest.text import CONTENT_STOPWORDS, FUNCTION_WORDS, content_words, word_pieces, word_spans, words
 
 SAMPLE = (
     "Rep. Ilhan Omar’s office said K2-18b, the exoplanet, is 3.5 times Earth's mass; U.S. officials in Zürich "
@@ -43,3 +43,10 @@ def test_words_keep_names_and_figures_whole_and_drop_possessives() -> None:
 def test_named_stopword_sets() -> None:
     assert {"the", "what", "who"} <= FUNCTION_WORDS <= CONTENT_STOPWORDS
     assert content_words("What did the minister say, according to reports?") == {"minister", "reports"}
+
+
+def test_word_spans_are_the_words_with_their_offsets() -> None:
+    spans = word_spans(SAMPLE)
+    assert [w for _, _, w in spans] == words(SAMPLE)
+    assert all(SAMPLE[a:b].casefold().replace("’", "'").startswith(w) for a, b, w in spans)
+    assert ("Omar’s", "omar") in [(SAMPLE[a:b], w) for a, b, w in spans]

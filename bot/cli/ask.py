@@ -7,24 +7,33 @@ from typing import Annotated
 import typer
 
 from bot.cli import common
-from bot.cli.common import fail, parse_day, settings_from, user_errors
+from bot.cli.common import (
+    SinceOption,
+    SourceOption,
+    StreamOption,
+    UntilOption,
+    fail,
+    parse_day,
+    settings_from,
+    user_errors,
+)
 from bot.cli.live import LiveAnswer, print_json
 
 
 def ask(
     ctx: typer.Context,
-    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
-    k: Annotated[int | None, typer.Option("-k", min=1, help="Passages to retrieve.")] = None,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Only articles published on or after this date.")] = None,
-    until: Annotated[str | None, typer.Option(help="Only articles published on or before this date.")] = None,
+    question: Annotated[str, typer.Argument(metavar="QUESTION", help="The question, in quotes.")],
+    k: Annotated[int | None, typer.Option("-k", metavar="N", min=1, help="Passages to retrieve.")] = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    stream: Annotated[
-        bool | None,
-        typer.Option("--stream/--no-stream", help="Print checked sentences as they pass (default: on a terminal)."),
-    ] = None,
+    stream: StreamOption = None,
 ) -> None:
-    """Answer a question from the ingested articles, with numbered citations."""
+    """Answer a question from the ingested articles, with numbered citations.
+
+    Example: byline ask "Why did Jack Dorsey call Ilhan Omar?" --since 2019-04-01
+    """
     from ingest.models import SearchFilters
 
     if not question.strip():

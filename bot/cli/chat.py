@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from bot.cli import common
-from bot.cli.common import parse_day, settings_from, user_errors
+from bot.cli.common import SinceOption, SourceOption, StreamOption, UntilOption, parse_day, settings_from, user_errors
 from bot.cli.live import LiveAnswer, print_json
 
 _QUIT = frozenset({"exit", "quit", ":q"})
@@ -17,19 +17,18 @@ _QUIT = frozenset({"exit", "quit", ":q"})
 
 def chat(
     ctx: typer.Context,
-    k: Annotated[int | None, typer.Option("-k", min=1, help="Passages to retrieve per question.")] = None,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Only this outlet (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Only articles published on or after this date.")] = None,
-    until: Annotated[str | None, typer.Option(help="Only articles published on or before this date.")] = None,
-    stream: Annotated[
-        bool | None,
-        typer.Option("--stream/--no-stream", help="Print checked sentences as they pass (default: on a terminal)."),
-    ] = None,
+    k: Annotated[int | None, typer.Option("-k", metavar="N", min=1, help="Passages to retrieve per question.")] = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    stream: StreamOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON answer object per line.")] = False,
 ) -> None:
     """Talk with the articles: follow-up questions ("what did he say next?") use the conversation so far.
 
     One question per line; `exit`, `quit` or end of input (Ctrl-D) ends the chat.
+
+    Example: byline chat --source Wikinews
     """
     from bot.models import Turn
     from ingest.models import SearchFilters

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from bot.app import Byline
     from bot.settings import Settings
+
+
+# Options that `ask` and `chat` share.
+SourceOption = Annotated[
+    list[str] | None, typer.Option("--source", metavar="OUTLET", help="Only this outlet (repeatable).")
+]
+SinceOption = Annotated[str | None, typer.Option(metavar="DATE", help="Only articles published on or after this date.")]
+UntilOption = Annotated[
+    str | None, typer.Option(metavar="DATE", help="Only articles published on or before this date.")
+]
+StreamOption = Annotated[
+    bool | None,
+    typer.Option("--stream/--no-stream", help="Print checked sentences as they pass (default: on a terminal)."),
+]
 
 
 class UserError(Exception):
@@ -45,7 +61,7 @@ def user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line on stderr instead of a traceback."""
     from bot.answering.llm import ConfigError
     from bot.app import EmptyIndexError
-    from ingest.embedding import EmbeddingError
+    from ingest.model_files import EmbeddingError
     from ingest.storage.catalog import CatalogError
     from ingest.storage.store import StoreError
 
@@ -79,3 +95,26 @@ def json_default(value: object) -> str:
     if isinstance(value, datetime | date | Path):
         return str(value)
     raise TypeError(type(value).__name__)
+
+
+@contextmanager
+def atomic_write(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """Write to a temporary file beside `path` and move it into place, so no half-written file is left.
+
+    The file gets the mode open() would give it (0666 less the umask: 0644 as a rule), where mkstemp makes 0600.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(descriptor, "wb") if binary else os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yield handle
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -19,13 +19,24 @@ if TYPE_CHECKING:
 
 def ingest(
     ctx: typer.Context,
-    sources: Annotated[list[str] | None, typer.Argument(help="Files, folders (recursive) or URLs.")] = None,
-    feed: Annotated[list[str] | None, typer.Option(help="RSS/Atom feed URL, ingested once (repeatable).")] = None,
-    sitemap: Annotated[list[str] | None, typer.Option(help="Sitemap URL whose pages to ingest (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Sitemaps: skip pages last modified before this date.")] = None,
+    sources: Annotated[
+        list[str] | None, typer.Argument(metavar="SOURCE", help="Files, folders (recursive) or URLs.")
+    ] = None,
+    feed: Annotated[
+        list[str] | None, typer.Option(metavar="URL", help="RSS/Atom feed URL, ingested once (repeatable).")
+    ] = None,
+    sitemap: Annotated[
+        list[str] | None, typer.Option(metavar="URL", help="Sitemap URL whose pages to ingest (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Sitemaps: skip pages last modified before this date.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Add articles to the index: .txt .md .html .json .jsonl .pdf .docx files and folders of them, web pages, feeds."""
+    """Add articles to the index: .txt .md .html .json .jsonl .pdf .docx files and folders of them, web pages, feeds.
+
+    Example: byline ingest seeds/ https://en.wikinews.org/wiki/Notre_Dame_in_Paris_catches_fire
+    """
     settings = settings_from(ctx, **web_overrides(parse_day(since, "--since")))
     sources = [*(sources or []), *web_sources(feed, sitemap)]
     if not sources:
@@ -60,7 +71,10 @@ def stats(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """What the index holds."""
+    """What the index holds.
+
+    Example: byline stats --json
+    """
     settings = settings_from(ctx)
     with user_errors():
         figures = common.open_byline(settings).stats()
@@ -75,9 +89,12 @@ def stats(
 
 def forget(
     ctx: typer.Context,
-    refs: Annotated[list[str], typer.Argument(help="Article ids, URLs or file paths.")],
+    refs: Annotated[list[str], typer.Argument(metavar="REF", help="Article ids, URLs or file paths.")],
 ) -> None:
-    """Remove articles from the index; their text leaves every file of the home."""
+    """Remove articles from the index; their text leaves every file of the home.
+
+    Example: byline forget seeds/the-hill-dorsey-omar.txt
+    """
     if not all(ref.strip() for ref in refs):
         fail("forget takes article ids, URLs or file paths, not an empty string", 2)
     settings = settings_from(ctx)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from bot.cli import ask, chat, index, slack, upkeep, web
+from bot.cli.help import BylineGroup
 
 COMMANDS_GROUP = "byline.commands"
 
@@ -20,10 +21,12 @@ COMMANDS_GROUP = "byline.commands"
 def main_options(
     ctx: typer.Context,
     home: Annotated[
-        Path | None, typer.Option(help="Data directory (default: $BYLINE_HOME or the user data dir).")
+        Path | None,
+        typer.Option(metavar="DIR", help="Data directory (default: $BYLINE_HOME or the user data dir)."),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="TOML settings file (default: $BYLINE_CONFIG or HOME/byline.toml).")
+        Path | None,
+        typer.Option(metavar="FILE", help="TOML settings file (default: $BYLINE_CONFIG or HOME/byline.toml)."),
     ] = None,
 ) -> None:
     ctx.obj = {"home": home, "config": config}
@@ -32,8 +35,10 @@ def main_options(
 def build_app() -> typer.Typer:
     """The `byline` app: global options, the built-in commands, then every `byline.commands` plugin's."""
     app = typer.Typer(
+        cls=BylineGroup,
         name="byline",
-        help="Ask questions about news articles; every answer cites the passages it came from.",
+        help="Ask questions about news articles; every answer cites the passages it came from.\n\n"
+        'Example: byline ingest seeds/ && byline ask "Why did Jack Dorsey call Ilhan Omar?"',
         no_args_is_help=True,
         context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.cli import common
-from bot.cli.common import fail, settings_from, user_errors
+from bot.cli.common import atomic_write, fail, settings_from, user_errors
 
 if TYPE_CHECKING:
     from bot.app import Byline
@@ -26,7 +24,10 @@ NO_ARTICLES = "No articles have been ingested yet, so there is nothing to answer
 
 def register(app: typer.Typer) -> None:
     app.command("slack")(slack)
-    feedback = typer.Typer(help="Votes people gave Byline's answers in Slack.", no_args_is_help=True)
+    feedback = typer.Typer(
+        help="Votes people gave Byline's answers in Slack.\n\nExample: byline feedback export -o downvoted.jsonl",
+        no_args_is_help=True,
+    )
     feedback.command("export")(export_feedback)
     app.add_typer(feedback, name="feedback")
 
@@ -36,12 +37,17 @@ def slack(
     http: Annotated[
         bool, typer.Option("--http", help="Serve the Events API over HTTP instead of Socket Mode.")
     ] = False,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP mode: the port to listen on.")] = 3000,
-    host: Annotated[str, typer.Option(help="HTTP mode: the address to listen on.")] = "0.0.0.0",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", min=0, max=65535, help="HTTP mode: the port to listen on.")
+    ] = 3000,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="HTTP mode: the address to listen on.")] = "0.0.0.0",
 ) -> None:
     """Answer questions in Slack: Socket Mode with SLACK_APP_TOKEN, or --http with SLACK_SIGNING_SECRET.
 
-    On SIGTERM it stops taking questions, finishes the ones taken, and exits."""
+    On SIGTERM it stops taking questions, finishes the ones taken, and exits.
+
+    Example: byline slack --http --port 3000
+    """
     from bot.slack import HttpServer, create_slack_app, run_socket_mode
     from bot.slack.client import SlackStartupError, check_startup, make_web_client, verify_bot_token
 
@@ -108,10 +114,14 @@ class BylineAnswers:
 def export_feedback(
     ctx: typer.Context,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="JSONL file to write (default: standard output).")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="JSONL file to write (default: standard output)."),
     ] = None,
 ) -> None:
-    """Write the answers voted 👎 in Slack as eval-format JSONL, to review and turn into test questions."""
+    """Write the answers voted 👎 in Slack as eval-format JSONL, to review and turn into test questions.
+
+    Example: byline feedback export -o downvoted.jsonl
+    """
     from bot.slack import FeedbackStore
 
     catalog = common.open_byline(settings_from(ctx)).catalog
@@ -119,18 +129,6 @@ def export_feedback(
     if output is None:
         typer.echo("".join(lines), nl=False)
     else:
-        write_atomically(output, "".join(lines))
+        with atomic_write(output) as out:
+            out.write("".join(lines))
         typer.echo(f"wrote {len(lines)} question(s) to {output}", err=True)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the target and rename over it, so a failure never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -20,7 +20,10 @@ def reindex(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Rebuild the vectors from the catalog's chunk texts with the configured model (resumes if interrupted)."""
+    """Rebuild the vectors from the catalog's chunk texts with the configured model (resumes if interrupted).
+
+    Example: byline reindex
+    """
     settings = settings_from(ctx)
     with user_errors():
         byline = common.open_byline(settings)
@@ -50,7 +53,10 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Check the index: catalog chunks = vectors = lexical rows, no orphans, database integrity, Chroma readable,
-    no interrupted writes. Exit status 1 when something is wrong."""
+    no interrupted writes. Exit status 1 when something is wrong.
+
+    Example: byline doctor --fix
+    """
     settings = settings_from(ctx)
     with user_errors():
         diagnosis = common.open_byline(settings).doctor(fix=fix)

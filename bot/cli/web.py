@@ -50,13 +50,17 @@ def _every(value: str | None, option: str = "--every") -> float | None:
 
 def feeds_add(
     ctx: typer.Context,
-    url: Annotated[str, typer.Argument(help="RSS or Atom feed URL.")],
+    url: Annotated[str, typer.Argument(metavar="URL", help="RSS or Atom feed URL.")],
     every: Annotated[
-        str | None, typer.Option(help="Poll interval for this feed, e.g. 1h (default: watch's --every).")
+        str | None,
+        typer.Option(metavar="INTERVAL", help="Poll interval for this feed, e.g. 1h (default: watch's --every)."),
     ] = None,
     check: Annotated[bool, typer.Option(help="Fetch the feed once to check that it is one.")] = True,
 ) -> None:
-    """Follow a feed: `byline watch` polls it and ingests its new and changed articles."""
+    """Follow a feed: `byline watch` polls it and ingests its new and changed articles.
+
+    Example: byline feeds add https://www.theguardian.com/world/rss --every 1h
+    """
     from ingest.web.feeds import parse_feed
     from ingest.web.fetch import Fetcher, FetchFailure
     from ingest.web.state import WebState
@@ -83,7 +87,10 @@ def feeds_list(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the feeds as JSON.")] = False,
 ) -> None:
-    """The followed feeds, with when each was last polled and how that went."""
+    """The followed feeds, with when each was last polled and how that went.
+
+    Example: byline feeds list --json
+    """
     from ingest.web.state import WebState
 
     settings = settings_from(ctx)
@@ -105,8 +112,13 @@ def _feed_dict(feed: Feed) -> dict[str, object]:
     return {k: v for k, v in asdict(feed).items() if k not in ("etag", "last_modified")}
 
 
-def feeds_remove(ctx: typer.Context, url: Annotated[str, typer.Argument(help="A followed feed's URL.")]) -> None:
-    """Stop following a feed (its articles stay indexed; `byline forget` removes them)."""
+def feeds_remove(
+    ctx: typer.Context, url: Annotated[str, typer.Argument(metavar="URL", help="A followed feed's URL.")]
+) -> None:
+    """Stop following a feed (its articles stay indexed; `byline forget` removes them).
+
+    Example: byline feeds remove https://www.theguardian.com/world/rss
+    """
     from ingest.web.state import WebState
 
     settings = settings_from(ctx)
@@ -119,12 +131,16 @@ def feeds_remove(ctx: typer.Context, url: Annotated[str, typer.Argument(help="A 
 
 def watch(
     ctx: typer.Context,
-    every: Annotated[str, typer.Option(help="Poll interval of feeds without their own, e.g. 15m, 1h, 90s.")] = "15m",
+    every: Annotated[
+        str, typer.Option(metavar="INTERVAL", help="Poll interval of feeds without their own, e.g. 15m, 1h, 90s.")
+    ] = "15m",
     once: Annotated[bool, typer.Option(help="Poll every followed feed once, then exit.")] = False,
 ) -> None:
     """Poll every followed feed on its schedule and ingest new and changed articles, until stopped.
 
     A failing feed or page is logged and retried next round; Ctrl-C or SIGTERM stops between articles.
+
+    Example: byline watch --every 30m
     """
     import threading
 
@@ -154,7 +170,8 @@ def watch(
 def register(app: typer.Typer) -> None:
     """Add `feeds` and `watch` to the `byline` app."""
     feeds = typer.Typer(
-        help="Feeds that `byline watch` follows (remembered in the catalog).",
+        help="Feeds that `byline watch` follows (remembered in the catalog).\n\n"
+        "Example: byline feeds add https://www.theguardian.com/world/rss",
         no_args_is_help=True,
         context_settings={"help_option_names": ["-h", "--help"]},
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -142,6 +143,20 @@ class BylineRetriever(BaseRetriever):
         chosen = diversify(passages, k, settings.per_article)
         self._fill_dense_scores(vector, chosen)
         return chosen
+
+    def leading_passages(self, query: str, passages: Sequence[Passage], articles: int) -> list[Passage]:
+        """The other current passages of the first `articles` articles among `passages`, in article order.
+
+        For a reader: the fact asked for may sit in a passage of the right article that the per-article cap kept
+        out of `passages`. They are not ranked (score 0), but carry their cosine similarity to `query`.
+        """
+        leading = list(dict.fromkeys(p.article_id for p in passages))[:articles]
+        if not leading:
+            return []
+        have = {p.chunk_id for p in passages}
+        more = [passage_from_row(row, 0.0) for row in self.store.article_chunks(leading) if row.chunk_id not in have]
+        self._fill_dense_scores(self.embedder.embed_query(query), more)
+        return more
 
     def _fill_dense_scores(self, vector: np.ndarray, passages: list[Passage]) -> None:
         """Give passages found only by BM25 their cosine similarity too, so answerers can rely on dense_score."""

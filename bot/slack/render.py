@@ -141,9 +141,9 @@ def shorten(text: str, limit: int) -> str:
 
 
 def source_line(citation: Citation, quote_chars: int = QUOTE_CHARS) -> str:
-    """`[n] <url|title> · outlet · date` and, on the next line, a short quote."""
+    """`[n] <link|title> · outlet · date` and, on the next line, a short quote; the link scrolls to the quote."""
     title = shorten(citation.title or "(untitled)", TITLE_CHARS)
-    head = link(citation.url, title) if citation.url else f"*{escape(title)}*"
+    head = link(citation.link or citation.url, title) if citation.url else f"*{escape(title)}*"
     details = [f"*[{citation.n}]* {head}"]
     if citation.source:
         details.append(escape(citation.source))
@@ -223,7 +223,13 @@ def answer_body(answer: Answer) -> tuple[list[dict[str, Any]], bool]:
     truncated = len(text) > ANSWER_CHARS
     if truncated:
         text = split_mrkdwn(text, ANSWER_CHARS)[0]
-    return [_section(piece) for piece in split_mrkdwn(text)], truncated
+    short = [_section(short_answer_line(answer.short_answer))] if answer.short_answer else []
+    return short + [_section(piece) for piece in split_mrkdwn(text)], truncated
+
+
+def short_answer_line(short_answer: str) -> str:
+    """The fact an answer states, in bold: article text escaped, with no asterisk of its own to end the bold."""
+    return f"*{escape(shorten(short_answer, TITLE_CHARS)).replace('*', '∗')}*"
 
 
 def answer_tail(answer: Answer, answer_id: str, *, truncated: bool, buttons: bool = False) -> list[dict[str, Any]]:
@@ -253,7 +259,8 @@ def answer_message(
     tail = answer_tail(answer, answer_id, truncated=truncated, buttons=buttons)
     head = [_context(f"*Q:* {escape(shorten(question, 500))}")] if question else []
     blocks = head + body[: MAX_BLOCKS - len(head) - len(tail)] + tail
-    text = fallback_text(to_mrkdwn(answer.text.strip() or answer.question), answer.citations)
+    short = f"{short_answer_line(answer.short_answer)}\n" if answer.short_answer else ""
+    text = fallback_text(short + to_mrkdwn(answer.text.strip() or answer.question), answer.citations)
     return {"text": text, "blocks": blocks}
 
 

@@ -261,6 +261,10 @@ class Catalog(ABC):
         """Current chunks by id: a chunk of a superseded article version is not returned."""
 
     @abstractmethod
+    def article_chunks(self, collection: str, article_ids: Sequence[str]) -> list[ChunkRow]:
+        """Every current chunk of the given articles, in article then text order."""
+
+    @abstractmethod
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) of the current chunks the query matches, best first."""
 

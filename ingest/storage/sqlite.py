@@ -278,6 +278,25 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
                     rows[chunk.chunk_id] = replace(chunk, instruction_like=None if flag is None else bool(flag))
         return rows
 
+    def article_chunks(self, collection: str, article_ids: Sequence[str]) -> list[ChunkRow]:
+        rows: list[ChunkRow] = []
+        with self._lock:
+            for batch in batched(article_ids, 500):
+                marks = ",".join("?" * len(batch))
+                rows += [
+                    ChunkRow(*row)
+                    for row in self.conn.execute(
+                        f"""SELECT c.id, c.rowid, c.article_id, c.text, c.start_char, c.end_char, a.title, a.url,
+                                   a.path, a.source, a.author, a.published_at
+                            FROM chunks c JOIN articles a ON a.id = c.article_id
+                            JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
+                            WHERE c.collection = ? AND c.article_id IN ({marks}) AND i.hash = a.hash""",
+                        (collection, *batch),
+                    )
+                ]
+        order = {article_id: i for i, article_id in enumerate(article_ids)}
+        return sorted(rows, key=lambda row: (order[row.article_id], row.start, row.end))
+
     def lexical_search(self, collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
         terms, n, filters = query.terms, query.n, query.filters
         title_weight, common_share = query.title_weight, query.common_share

@@ -43,6 +43,7 @@ from ingest.storage.vectors import (
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
+    from chromadb.api.types import GetResult
 
 __all__ = ["CHUNKER_VERSION", "REINDEX_LOCK", "WRITE_LOCK", "IndexDamagedError", "Outcome", "Store", "StoreError"]
 
@@ -396,29 +397,32 @@ class Store:
             rows.update(self._remote_rows(foreign))
         return rows
 
+    def article_chunks(self, article_ids: Sequence[str]) -> list[ChunkRow]:
+        """Every current chunk of the given articles, in the order given and then in text order; in server mode,
+        the chunks of articles another Byline wrote to the shared server come from Chroma's metadata."""
+        rows = self.catalog.article_chunks(self.collection_name, article_ids)
+        if not self.settings.chroma_url:
+            return rows
+        known_here = self.indexed_hashes(list(article_ids))
+        foreign = [a for a in article_ids if a not in known_here]
+        if not foreign:
+            return rows
+        found = self._call(
+            "read chunks",
+            lambda: self.collection.get(
+                where={"article_id": {"$in": foreign}},  # type: ignore[dict-item]
+                include=["documents", "metadatas"],
+            ),
+        )
+        order = {article_id: i for i, article_id in enumerate(article_ids)}
+        rows += _rows_from_chroma(found).values()
+        return sorted(rows, key=lambda row: (order[row.article_id], row.start, row.end))
+
     def _remote_rows(self, chunk_ids: list[str]) -> dict[str, ChunkRow]:
         found = self.index.read(
             "read chunks", lambda collection: collection.get(ids=chunk_ids, include=["documents", "metadatas"])
         )
-        rows: dict[str, ChunkRow] = {}
-        for chunk_id, text, meta in zip(found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True):
-            if meta is None or text is None:
-                continue
-            rows[chunk_id] = ChunkRow(
-                chunk_id=chunk_id,
-                rowid=-1,  # no catalog row on this machine
-                article_id=str(meta["article_id"]),
-                text=text,
-                start=int(meta["start"]),  # type: ignore[arg-type]
-                end=int(meta["end"]),  # type: ignore[arg-type]
-                title=str(meta.get("title") or ""),
-                url=_optional_str(meta.get("url")),
-                path=None,  # file paths are per machine
-                source=_optional_str(meta.get("source_name")),
-                author=_optional_str(meta.get("author")),
-                published_at=_optional_str(meta.get("published_at")),
-            )
-        return rows
+        return _rows_from_chroma(found)
 
     def count(self) -> int:
         self.open()
@@ -489,6 +493,29 @@ class Store:
         ids = result["ids"][0]
         distances = (result.get("distances") or [[]])[0]
         return [(chunk_id, 1.0 - float(d)) for chunk_id, d in zip(ids, distances, strict=True)]
+
+
+def _rows_from_chroma(found: GetResult) -> dict[str, ChunkRow]:
+    """Chunk rows from what Chroma holds beside the vectors (for articles this machine's catalog lacks)."""
+    rows: dict[str, ChunkRow] = {}
+    for chunk_id, text, meta in zip(found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True):
+        if meta is None or text is None:
+            continue
+        rows[chunk_id] = ChunkRow(
+            chunk_id=chunk_id,
+            rowid=-1,  # no catalog row on this machine
+            article_id=str(meta["article_id"]),
+            text=text,
+            start=int(meta["start"]),  # type: ignore[arg-type]
+            end=int(meta["end"]),  # type: ignore[arg-type]
+            title=str(meta.get("title") or ""),
+            url=_optional_str(meta.get("url")),
+            path=None,  # file paths are per machine
+            source=_optional_str(meta.get("source_name")),
+            author=_optional_str(meta.get("author")),
+            published_at=_optional_str(meta.get("published_at")),
+        )
+    return rows
 
 
 def _optional_str(value: object) -> str | None:

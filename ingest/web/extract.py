@@ -90,22 +90,28 @@ def article_from_html(html: bytes | str, url: str, hints: Hints | None = None) -
     meta = _structured(tree)
     hints = hints or Hints()
     title = found.get("title") or meta.title or hints.title
+    canonical = _canonical(tree, url, meta)
     return make_article(
         title=title,
         text=_body_text(found["text"], title),
-        url=_canonical(tree, url, meta),
-        source=meta.site_name or _named_site(found.get("sitename"), url) or hints.source or found.get("sitename"),
+        url=canonical,
+        # no name found: the loader names the outlet after the URL's domain (ingest.outlets)
+        source=meta.site_name or _named_site(found.get("sitename"), [url, canonical]) or hints.source,
         author=found.get("author") or meta.author or hints.author,
         # structured data first for the date: it carries the time, trafilatura's date only the day
         published_at=parse_date(meta.published) or hints.published_at or parse_date(found.get("date")),
     )
 
 
-def _named_site(sitename: str | None, url: str) -> str | None:
-    """trafilatura's site name, unless it is only its guess from the host name (a feed title is better)."""
-    host = (urlsplit(url).hostname or "").removeprefix("www.")
-    if not sitename or sitename.casefold() in (host.casefold(), host.split(".")[0].casefold()):
+def _named_site(sitename: str | None, urls: list[str]) -> str | None:
+    """trafilatura's site name, unless it is only its guess from the host name of the page or its canonical URL
+    (a feed title, or the outlet named after the domain, is better)."""
+    if not sitename:
         return None
+    for url in urls:
+        host = (urlsplit(url).hostname or "").removeprefix("www.")
+        if sitename.casefold() in (host.casefold(), host.split(".")[0].casefold()):
+            return None
     return sitename
 
 

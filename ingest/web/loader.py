@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from ingest.config import WebSettings
 from ingest.loaders import LoadFailure, LoadResult, failure_reason, make_article
 from ingest.models import Article
+from ingest.outlets import Outlets
 from ingest.web.extract import Hints, article_from_page, fragment_text
 from ingest.web.feeds import FeedEntry, ParsedFeed, parse_feed
 from ingest.web.fetch import Fetcher, FetchFailure, Page, map_bounded
@@ -65,7 +66,8 @@ class WebLoader:
 
     `state` remembers validators and feed entries; `indexed(ids)` gives the article versions the index holds,
     so a remembered validator is used only when what it stands for is really indexed (after a crash or a
-    change of embedding model, pages are fetched in full again).
+    change of embedding model, pages are fetched in full again). `outlets` names the outlet of an article whose
+    page and feed name none, before its version is remembered.
     """
 
     def __init__(
@@ -74,11 +76,13 @@ class WebLoader:
         state: WebState | None = None,
         indexed: IndexedHashes | None = None,
         *,
+        outlets: Outlets | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.state = state
         self.indexed: IndexedHashes = indexed or (lambda ids: {})
+        self.outlets = outlets
         self.should_stop = should_stop
         self._fetcher: Fetcher | None = None
 
@@ -187,9 +191,12 @@ class WebLoader:
         if result.kind not in ("html", "text", "pdf"):
             return LoadFailure(job.url, f"not an article page ({result.content_type or 'no content type'})")
         try:
-            return article_from_page(result, job.hints)
+            return self._named(article_from_page(result, job.hints))
         except Exception as exc:  # whatever extraction raises on a hostile page fails that page alone
             return LoadFailure(job.url, failure_reason(exc))
+
+    def _named(self, article: Article) -> Article:
+        return self.outlets.fill(article) if self.outlets else article
 
     def _finish_page(self, done: _Fetched) -> Iterator[LoadResult]:
         job, result, extracted = done
@@ -277,13 +284,15 @@ class WebLoader:
 
     def _entry_article(self, url: str, entry: FeedEntry, text: str, hints: Hints) -> LoadResult:
         try:
-            article = make_article(
-                title=hints.title,
-                text=text,
-                url=entry.link,
-                source=hints.source,
-                author=hints.author,
-                published_at=hints.published_at,
+            article = self._named(
+                make_article(
+                    title=hints.title,
+                    text=text,
+                    url=entry.link,
+                    source=hints.source,
+                    author=hints.author,
+                    published_at=hints.published_at,
+                )
             )
         except ValueError as exc:
             self._remember_entry(url, entry, error=str(exc))
