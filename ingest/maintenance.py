@@ -23,6 +23,7 @@ from ingest.embedding import Embedder
 from ingest.models import Article, Chunk
 from ingest.pipeline import embed_hash
 from ingest.storage.catalog import StoredVector
+from ingest.storage.kept import keep_vectors
 from ingest.storage.store import REINDEX_LOCK, WRITE_LOCK, Store, StoreError
 from ingest.storage.vectors import vector_bytes, vector_from
 
@@ -227,7 +228,7 @@ def _repair(store: Store, embedder: Embedder, survey: _Survey) -> list[str]:
         store.delete_vectors(sorted(survey.orphans))
         done.append(f"removed {len(survey.orphans)} orphan vectors")
     if survey.unkept:
-        store.keep_vectors()
+        keep_vectors(store.catalog, store.index, store.collection_name)
         done.append(f"kept in the catalog the vectors of {len(survey.unkept & survey.vectors)} chunks")
     redo = survey.missing | survey.differ | (survey.unkept - survey.vectors)
     if redo:

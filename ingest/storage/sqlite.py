@@ -6,11 +6,10 @@ Schema changes are named, ordered migrations; append new ones, never edit old.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from itertools import repeat
@@ -32,8 +31,8 @@ from ingest.storage.catalog import (
     Row,
     StoredVector,
 )
-from ingest.storage.sqlite_schema import CORE_MIGRATIONS
-from ingest.storage.sqlite_upkeep import DELETING, SQLiteUpkeep
+from ingest.storage.sqlite_schema import CORE_MIGRATIONS, statements
+from ingest.storage.sqlite_upkeep import DELETING, SQLiteUpkeep, path_spellings
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
 # truly common words.
@@ -97,7 +96,7 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
             with self._transaction() as db:
                 if db.execute("SELECT 1 FROM migrations WHERE name = ?", (migration.name,)).fetchone():
                     continue  # another process applied it meanwhile
-                for statement in _statements(migration.sqlite):
+                for statement in statements(migration.sqlite):
                     db.execute(statement)
                 db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.name, now_iso()))
             applied.append(migration.name)
@@ -405,7 +404,7 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
         if ref.startswith(("http://", "https://")):
             candidates.add(normalise_url(ref))
         else:
-            candidates |= _path_spellings(ref)
+            candidates |= path_spellings(ref)
         with self._lock:
             ids: list[str] = []
             for value in candidates:
@@ -478,27 +477,3 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
             "pending_writes": pending,
             "instruction_like_chunks": instruction_like,
         }
-
-
-def _path_spellings(ref: str) -> set[str]:
-    """The ways a file may have been named when it was ingested: as given, with `~` expanded, absolute, with
-    links resolved, and relative to the working directory."""
-    path = Path(ref).expanduser()
-    absolute = path.absolute()
-    spellings = {str(path), str(absolute), str(absolute.resolve())}
-    with suppress(ValueError):  # on another drive (Windows)
-        spellings.add(os.path.relpath(absolute))
-    return spellings
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a script into statements; sqlite3.complete_statement keeps trigger bodies whole."""
-    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
-    statements, current = [], ""
-    for part in body.split(";"):
-        current += part + ";"
-        if sqlite3.complete_statement(current):
-            if current.strip(" \n;"):
-                statements.append(current.strip())
-            current = ""
-    return statements

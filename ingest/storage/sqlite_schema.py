@@ -3,6 +3,8 @@ has applied them). Features that keep state (web, Slack) declare theirs beside t
 
 from __future__ import annotations
 
+import sqlite3
+
 from ingest.storage.catalog import Migration
 
 CORE_MIGRATIONS = [
@@ -118,3 +120,16 @@ CORE_MIGRATIONS = [
         """,
     ),
 ]
+
+
+def statements(sql: str) -> list[str]:
+    """Split a script into statements; sqlite3.complete_statement keeps trigger bodies whole."""
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    statements, current = [], ""
+    for part in body.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements

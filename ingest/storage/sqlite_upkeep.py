@@ -8,11 +8,13 @@ lock and its transactions.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime
+from pathlib import Path
 
 from more_itertools import batched
 
@@ -201,3 +203,14 @@ class SQLiteUpkeep:
             ).rowcount
             dropped = db.execute("DELETE FROM chunks_fts WHERE rowid NOT IN (SELECT rowid FROM chunks)").rowcount
         return int(added) + int(dropped)
+
+
+def path_spellings(ref: str) -> set[str]:
+    """The ways a file may have been named when it was ingested: as given, with `~` expanded, absolute, with
+    links resolved, and relative to the working directory."""
+    path = Path(ref).expanduser()
+    absolute = path.absolute()
+    spellings = {str(path), str(absolute), str(absolute.resolve())}
+    with suppress(ValueError):  # on another drive (Windows)
+        spellings.add(os.path.relpath(absolute))
+    return spellings

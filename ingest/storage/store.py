@@ -20,6 +20,7 @@ import hashlib
 import sqlite3
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,21 +29,21 @@ from more_itertools import batched
 
 from ingest.chunking import ChunkPlan
 from ingest.config import StoreSettings
-from ingest.models import Article, Chunk, SearchFilters, source_key
+from ingest.models import Article, Chunk, SearchFilters
 from ingest.storage.catalog import Catalog, ChunkRow, Headline, LexicalQuery, PendingWrite, StoredVector
+from ingest.storage.kept import keep_vectors, refill
 from ingest.storage.vectors import (
     COLLECTION_PREFIX,
     IndexDamagedError,
     StoreError,
     Vectors,
     chroma_where,
+    chunk_metadata,
     vector_bytes,
-    vector_from,
 )
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
-    from chromadb.api.models.Collection import Collection
     from chromadb.api.types import GetResult
 
 __all__ = ["CHUNKER_VERSION", "REINDEX_LOCK", "WRITE_LOCK", "IndexDamagedError", "Outcome", "Store", "StoreError"]
@@ -85,7 +86,7 @@ class Store:
             name=self.collection_name,
             metadata={"embedding_model": embedding_model, "max_tokens": plan.max_tokens},
             client=client,
-            restore=self._refill,
+            restore=partial(refill, catalog, self.collection_name),
         )
         self._opened = False
         self._opening = threading.Lock()
@@ -104,7 +105,7 @@ class Store:
             vectors = self.index.read("count vectors", lambda collection: collection.count())
             if self.index.embedded:
                 self._check(vectors)
-            self.keep_vectors()
+            keep_vectors(self.catalog, self.index, self.collection_name)
             self._reconcile()
             self._opened = True
 
@@ -123,50 +124,6 @@ class Store:
         chunks = self.catalog.chunk_count(self.collection_name)
         if vectors < chunks:  # never so after any crash (vectors go in first, out last): lost, so made anew
             self.index.rebuild(f"it holds {vectors} vectors for {chunks} chunks")
-
-    def keep_vectors(self) -> None:
-        """Copy into the catalog the vectors of chunks written before the catalog kept them."""
-        missing = self.catalog.chunks_without_vectors(self.collection_name)
-        for batch in batched(missing, 1000):
-            found = self._get(list(batch), ["embeddings", "metadatas"])
-            embeddings = found.get("embeddings")
-            if embeddings is None:
-                continue
-            metas = found.get("metadatas") or [None] * len(found["ids"])
-            self.catalog.store_vectors(
-                self.collection_name,
-                [
-                    (chunk_id, StoredVector(vector_bytes(vector), _optional_str((meta or {}).get("embed_hash"))))
-                    for chunk_id, vector, meta in zip(found["ids"], embeddings, metas, strict=True)
-                ],
-            )
-
-    def _refill(self, collection: Collection, batch: int) -> int:
-        """Fill an empty collection with the vectors the catalog keeps (see Vectors); returns how many."""
-        name = self.collection_name
-        put = 0
-        for articles in batched(self.catalog.indexed_article_ids(name), 64):
-            put += self._refill_articles(collection, self.catalog.indexed_chunks(name, articles), batch)
-        # Written meanwhile by a writer that had upserted before the index was lost:
-        missing = self.catalog.chunk_ids(name) - set(collection.get(include=[])["ids"])
-        late = sorted({chunk_id.split(":", 1)[0] for chunk_id in missing})
-        return put + self._refill_articles(collection, self.catalog.indexed_chunks(name, late), batch)
-
-    def _refill_articles(
-        self, collection: Collection, written: Sequence[tuple[Article, Sequence[Chunk]]], batch: int
-    ) -> int:
-        pairs = [(article, chunk) for article, chunks in written for chunk in chunks]
-        kept = self.catalog.stored_vectors(self.collection_name, [c.id for _, c in pairs])
-        if len(kept) < len(pairs):
-            raise StoreError(f"the catalog keeps no vector for {len(pairs) - len(kept)} chunks")
-        for part in batched(pairs, batch):
-            collection.upsert(
-                ids=[c.id for _, c in part],
-                embeddings=np.stack([vector_from(kept[c.id].vector) for _, c in part]),
-                documents=[c.text for _, c in part],
-                metadatas=[self.chunk_metadata(a, c, kept[c.id].embed_hash) for a, c in part],
-            )
-        return len(pairs)
 
     def _reconcile(self) -> None:
         """Finish what interrupted writes left: drop vectors of versions the catalog does not hold, and finish
@@ -319,29 +276,8 @@ class Store:
         return vectors
 
     def chunk_metadata(self, article: Article, chunk: Chunk, embed_hash: str | None = None) -> dict[str, Any]:
-        """What Chroma keeps beside a chunk's vector: enough to filter, sweep, reuse, and cite from elsewhere."""
-        meta: dict[str, Any] = {
-            "article_id": article.id,
-            "hash": article.content_hash[:12],
-            "position": chunk.position,
-            "start": chunk.start,
-            "end": chunk.end,
-            "title": article.title,
-        }
-        # Enough to cite the chunk from any machine that shares a Chroma server (see `chunk_rows`).
-        if article.source:
-            meta["source"] = source_key(article.source)
-            meta["source_name"] = article.source
-        if article.published_at:
-            meta["published_ts"] = int(article.published_at.timestamp())
-            meta["published_at"] = article.published_at.isoformat()
-        if article.url:
-            meta["url"] = article.url
-        if article.author:
-            meta["author"] = article.author
-        if embed_hash is not None:
-            meta["embed_hash"] = embed_hash
-        return meta
+        """What Chroma keeps beside a chunk's vector (see `ingest.storage.vectors.chunk_metadata`)."""
+        return chunk_metadata(article, chunk, embed_hash)
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         """Remove the articles each ref names (id, URL or path); returns (removed ids, refs not found).
@@ -407,9 +343,9 @@ class Store:
         foreign = [a for a in article_ids if a not in known_here]
         if not foreign:
             return rows
-        found = self._call(
+        found = self.index.read(
             "read chunks",
-            lambda: self.collection.get(
+            lambda collection: collection.get(
                 where={"article_id": {"$in": foreign}},  # type: ignore[dict-item]
                 include=["documents", "metadatas"],
             ),
@@ -435,14 +371,6 @@ class Store:
     def lexical_search(self, query: LexicalQuery) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) of the current chunks the query matches, best first (see the catalog)."""
         return self.catalog.lexical_search(self.collection_name, query)
-
-    def _get(self, chunk_ids: list[str], include: list[str]) -> Any:
-        """Chroma's `get` of these ids (no open: for use while opening)."""
-
-        def get(collection: Collection) -> Any:
-            return collection.get(ids=chunk_ids, include=include)  # type: ignore[arg-type]
-
-        return self.index.read("read vectors", get)
 
     def present(self, chunk_ids: Sequence[str]) -> set[str]:
         """Those of these chunks whose vectors the store holds."""

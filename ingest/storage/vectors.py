@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ingest.config import StoreSettings
-from ingest.models import SearchFilters
+from ingest.models import Article, Chunk, SearchFilters, source_key
 from ingest.storage.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -432,3 +432,29 @@ def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
     if until is not None:
         clauses.append({"published_ts": {"$lte": until}})
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def chunk_metadata(article: Article, chunk: Chunk, embed_hash: str | None = None) -> dict[str, Any]:
+    """What Chroma keeps beside a chunk's vector: enough to filter, sweep, reuse, and cite from elsewhere."""
+    meta: dict[str, Any] = {
+        "article_id": article.id,
+        "hash": article.content_hash[:12],
+        "position": chunk.position,
+        "start": chunk.start,
+        "end": chunk.end,
+        "title": article.title,
+    }
+    # Enough to cite the chunk from any machine that shares a Chroma server (see `chunk_rows`).
+    if article.source:
+        meta["source"] = source_key(article.source)
+        meta["source_name"] = article.source
+    if article.published_at:
+        meta["published_ts"] = int(article.published_at.timestamp())
+        meta["published_at"] = article.published_at.isoformat()
+    if article.url:
+        meta["url"] = article.url
+    if article.author:
+        meta["author"] = article.author
+    if embed_hash is not None:
+        meta["embed_hash"] = embed_hash
+    return meta
