@@ -53,7 +53,7 @@ class Byline:
 
     @cached_property
     def store(self) -> Store:
-        from ingest.storage.sqlite import SQLiteCatalog
+        from ingest.storage.backends import open_catalog
 
         settings = self.settings
         window = self.embedder.max_tokens
@@ -61,7 +61,7 @@ class Byline:
             max_tokens=min(settings.chunk.max_tokens or window, window),
             overlap_sentences=settings.chunk.overlap_sentences,
         )
-        catalog = SQLiteCatalog(settings.home / "catalog.sqlite")
+        catalog = open_catalog(settings.store, settings.home)
         return Store(catalog, settings.store, home=settings.home, embedding_model=settings.embedding.model, plan=plan)
 
     @cached_property
@@ -177,7 +177,10 @@ class Byline:
         return self.store.recent_articles(n)
 
     def stats(self) -> dict[str, object]:
+        """What the index holds, and the backends it lives in with their health (each checked first: a backend
+        that does not answer is a one-line CatalogError or StoreError naming it)."""
+        backends = {"catalog": self.catalog.health(), "vectors": self.store.health()}
         stats = self.store.stats()
         stats["embedding_model"] = self.settings.embedding.model
         stats["home"] = str(self.settings.home)
-        return stats
+        return {**backends, **stats}

@@ -1,11 +1,13 @@
 """`byline watch`: poll every followed feed on its schedule and ingest what is new or changed.
 
 One feed or page failing is logged and retried on the next round; a stop request (Ctrl-C, SIGTERM) is honoured
-between articles, leaving every article either fully indexed or untouched.
+between articles, leaving every article either fully indexed or untouched. Several watches may run on one
+catalog (on machines sharing PostgreSQL): each feed is polled by one of them at a time (a catalog lock per feed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import signal
@@ -98,18 +100,33 @@ class Watcher:
         return [f for f in self.state.feeds() if f.due_at(self.every) <= now]
 
     def poll_round(self, *, everything: bool = False) -> list[FeedOutcome]:
-        """Poll the feeds that are due (all of them with `everything`), one after the other."""
+        """Poll the feeds that are due (all of them with `everything`), one after the other; a feed another
+        watch is polling, or polled since this round began, is left to it."""
         feeds = self.state.feeds() if everything else self.due(time.time())
         outcomes = []
         for feed in feeds:
             if self.stop.is_set():
                 break
-            outcome = self.poll(feed.url)
+            outcome = self._poll_alone(feed, everything)
+            if outcome is None:
+                continue
             self.echo(outcome.describe())
             for failure in outcome.report.failed if outcome.report else []:
                 self.echo(f"  failed: {failure.source}: {failure.reason}")
             outcomes.append(outcome)
         return outcomes
+
+    def _poll_alone(self, feed: Feed, everything: bool) -> FeedOutcome | None:
+        """Poll `feed` holding its lock, which every watch sharing the catalog (on any machine) takes; None when
+        another watch holds it, or polled the feed since it was listed."""
+        with self.byline.catalog.lock(feed_lock(feed.url), blocking=False) as mine:
+            if not mine:
+                self.echo(f"{feed.url}: another watch is polling it")
+                return None
+            now = self.state.feed(feed.url)
+            if now is None or (not everything and now.last_polled != feed.last_polled):
+                return None  # unfollowed, or just polled by another watch
+            return self.poll(feed.url)
 
     def poll(self, url: str) -> FeedOutcome:
         """One feed through the ingest pipeline; any error is caught, recorded and reported."""
@@ -145,6 +162,11 @@ class Watcher:
             next_due = min((f.due_at(self.every) for f in feeds), default=time.time() + self.every)
             self.stop.wait(max(1.0, min(next_due - time.time(), self.every)))
         return done
+
+
+def feed_lock(url: str) -> str:
+    """The catalog lock a watch holds while it polls a feed (a name safe for any backend)."""
+    return "feed-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def _until(results: Iterable[LoadResult], stop: threading.Event) -> Iterator[LoadResult]:

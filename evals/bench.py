@@ -28,6 +28,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from evals.bench_catalog import catalog_env, catalog_settings
+
 TUTORIAL_CHUNK_SIZE = 1000
 TUTORIAL_CHUNK_OVERLAP = 200
 FULL_SCALE = (1_000, 10_000, 100_000)
@@ -50,6 +52,7 @@ class Options:
     skip_tutorial: bool = False
     scifact_limit: int | None = None  # articles taken from SciFact (None: all 5,183)
     wikinews_limit: int | None = None
+    catalog: str | None = None  # a PostgreSQL server for the catalogs (None: SQLite under each home)
 
     @classmethod
     def quick_run(cls, out: Path, scifact: Path, wikinews: Path) -> Options:
@@ -403,6 +406,7 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
             "backend": defaults.embedding.backend,
             "precision": Embedder(defaults.embedding).precision,  # what "auto" stands for
             "quick": options.quick,
+            "catalog": "postgresql" if options.catalog else "sqlite",
         },
     }
 
@@ -417,7 +421,8 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
     say("start-up (one-article ingest) ...")
     startup: dict[str, list[float]] = {"byline": [], "tutorial": []}
     for _ in range(options.pairs):
-        startup["byline"].append(byline_ingest(tiny, fresh(homes / "startup-byline")).wall_s)
+        home = fresh(homes / "startup-byline")
+        startup["byline"].append(byline_ingest(tiny, home, catalog_env(options.catalog, home, fresh=True)).wall_s)
         if not options.skip_tutorial:
             home = fresh(homes / "startup-tutorial")
             startup["tutorial"].append(python_child("tutorial", str(tiny), str(home), "[]").wall_s)
@@ -432,7 +437,9 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         runs: dict[str, list[dict[str, Any]]] = {"byline": [], "tutorial": []}
         for pair in range(1, options.pairs + 1):
             say(f"{name}: Byline ingest ({pair}/{options.pairs}) ...")
-            runs["byline"].append(ingest_figures(byline_ingest(corpus, fresh(homes / f"{name}-byline")), model_path))
+            home = fresh(homes / f"{name}-byline")
+            run = byline_ingest(corpus, home, catalog_env(options.catalog, home, fresh=True))
+            runs["byline"].append(ingest_figures(run, model_path))
             if options.skip_tutorial:
                 continue
             say(f"{name}: tutorial pipeline ({pair}/{options.pairs}) ...")
@@ -447,8 +454,9 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         side: dict[str, Any] = {who: median_run(r) for who, r in runs.items() if r}
         side["runs"] = runs
         # Queries against the index the last Byline ingest left (each ingest built the same index).
-        side["byline"]["query"] = warm_queries(homes / f"{name}-byline", asks)
-        side["byline"]["cold_ask"] = cold_ask(homes / f"{name}-byline", asks[0], options.cold_runs)
+        home = homes / f"{name}-byline"
+        side["byline"]["query"] = warm_queries(home, asks, catalog_settings(options.catalog, home))
+        side["byline"]["cold_ask"] = cold_ask(home, asks[0], options.cold_runs, catalog_env(options.catalog, home))
         if runs["tutorial"]:
             side["ratio"] = ratio = pair_ratios(runs["byline"], runs["tutorial"])
             say(f"{name}: {ratio_line(ratio['wall_s'])}")
@@ -461,9 +469,12 @@ def run_bench(options: Options, say: Say = print) -> dict[str, Any]:
         say(f"scale: {size} chunks ...")
         corpus = synthesise(options.wikinews, size, SCALE_CHUNK_TOKENS, data / f"scale-{size}.jsonl")
         home = homes / f"scale-{size}"
-        point = ingest_figures(byline_ingest(corpus, home, scale_env), model_path)
+        point = ingest_figures(
+            byline_ingest(corpus, home, scale_env | catalog_env(options.catalog, home, fresh=True)), model_path
+        )
         titles = [r["title"].rsplit(" (", 1)[0] for r in read_jsonl(options.wikinews, options.queries)]
-        point["query"] = warm_queries(home, titles, {"chunk": {"max_tokens": SCALE_CHUNK_TOKENS}})
+        overrides = {"chunk": {"max_tokens": SCALE_CHUNK_TOKENS}, **catalog_settings(options.catalog, home)}
+        point["query"] = warm_queries(home, titles, overrides)
         results["scale"].append(point)
         save(results, out)
 
@@ -521,7 +532,8 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
         f"Machine: {results['machine']['cores']} cores, load average {results['machine']['load_average_at_start']:.1f}"
         f" at start; matrix-multiply peaks {_f(peak['fp32_gflops'], 0)} GFLOP/s fp32, "
         f"{_f(peak['bf16_gflops'], 0)} bf16, {_f(peak['int8_gflops'], 0)} int8.",
-        f"Byline embedding backend: {results['settings']['backend']} ({results['settings']['precision']}).",
+        f"Byline embedding backend: {results['settings']['backend']} ({results['settings']['precision']}); "
+        f"catalog: {results['settings'].get('catalog', 'sqlite')}.",
         "",
         f"## Ingest (whole command, start-up included, each in its own process; {pairs} run(s) of each, alternating;"
         " the run with the median wall time shown)",

@@ -344,6 +344,13 @@ def bench(
         typer.Option(min=1, metavar="N", help="Ingests of each corpus per pipeline, alternating (default 3; quick 1)."),
     ] = None,
     no_tutorial: Annotated[bool, typer.Option("--no-tutorial", help="Skip the LangChain baseline.")] = False,
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL server (postgresql://user:pw@host/db) for the catalogs: each index gets a database "
+            "of its own there (default: SQLite under each index's home)."
+        ),
+    ] = None,
 ) -> None:
     """Benchmark ingest and queries against the LangChain tutorial pipeline (same data, same machine, alternating).
 
@@ -366,6 +373,9 @@ def bench(
     if pairs:
         options.pairs = pairs
     options.skip_tutorial = no_tutorial
+    if catalog and not catalog.startswith(("postgresql://", "postgres://")):
+        fail("--catalog takes a postgresql:// URL", EXIT_USAGE)
+    options.catalog = catalog
     out.mkdir(parents=True, exist_ok=True)
     try:
         run_bench(options, say=lambda line: typer.echo(line, err=True))

@@ -382,8 +382,9 @@ def run_beir_queries(
 
 
 def throwaway_settings(settings: Settings, home: Path) -> Settings:
-    """The same settings with an empty data dir and the embedded vector store (never a shared server)."""
-    store = settings.store.model_copy(update={"chroma_url": None})
+    """The same settings with an empty data dir, the embedded vector store and the SQLite catalog (never a shared
+    server: a throwaway run must not write into a team's index)."""
+    store = settings.store.model_copy(update={"chroma_url": None, "database_url": None})
     return settings.model_copy(update={"home": home, "store": store})
 
 

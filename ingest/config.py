@@ -48,10 +48,20 @@ class IngestSettings(Group):
 
 
 class StoreSettings(Group):
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL (postgresql://user:password@host:port/db) holding the catalog, shared by "
+        "every machine using it; unset means the SQLite catalog under home.",
+    )
     chroma_url: str | None = Field(
         None, description="Chroma server URL (http://host:port); unset means the embedded store under home."
     )
-    chroma_token: SecretStr | None = Field(None, description="Bearer token for a Chroma server with auth.")
+    chroma_token: SecretStr | None = Field(None, description="Token for a Chroma server with auth.")
+    chroma_auth_header: Literal["authorization", "x-chroma-token"] = Field(
+        "authorization",
+        description="How the token is sent: 'authorization' (Authorization: Bearer TOKEN) or 'x-chroma-token' "
+        "(Chroma's own X-Chroma-Token: TOKEN header).",
+    )
     chroma_tenant: str = Field("default_tenant", description="Chroma tenant (server mode).")
     chroma_database: str = Field("default_database", description="Chroma database (server mode).")
 

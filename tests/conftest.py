@@ -14,8 +14,8 @@ from bot.app import Byline
 from bot.settings import Settings, load_settings
 from ingest.embedding import Embedder
 
-# The throwaway PostgreSQL server fixtures (postgres_server, postgres_url).
-pytest_plugins = ["postgres_server"]
+# The throwaway PostgreSQL server fixtures (postgres_server, postgres_url), and running tests on both catalogs.
+pytest_plugins = ["postgres_server", "catalog_backends"]
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"

@@ -84,6 +84,18 @@ class PostgresServer:
             )
         return self.url(name)
 
+    def clone_database(self, template: str, name: str) -> str:
+        """A copy of `template` (which nobody may be connected to), owned by the test role; returns its URL."""
+        from psycopg import sql
+
+        with self.admin() as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(template), sql.Identifier(self.user)
+                )
+            )
+        return self.url(name)
+
     def drop_database(self, name: str) -> None:
         from psycopg import sql
 

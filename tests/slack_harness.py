@@ -29,7 +29,7 @@ from bot.slack.app import SlackApp, create_slack_app
 from bot.slack.render import FEEDBACK_ACTION
 from bot.slack.serve import HttpServer
 from ingest.models import SearchFilters
-from ingest.storage.catalog import Headline
+from ingest.storage.catalog import Catalog, Headline
 from ingest.storage.sqlite import SQLiteCatalog
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
@@ -182,7 +182,14 @@ class SlackHarness:
     """Fake Slack + the Byline Slack app served over HTTP; use as a context manager."""
 
     def __init__(
-        self, fake: FakeSlack, home: Path, ask: ScriptedAsk | None = None, *, answerer: str = "extractive", **slack: Any
+        self,
+        fake: FakeSlack,
+        home: Path,
+        ask: ScriptedAsk | None = None,
+        *,
+        answerer: str = "extractive",
+        catalog: Catalog | None = None,
+        **slack: Any,
     ) -> None:
         self.fake = fake
         self.ask = ask or ScriptedAsk()
@@ -191,7 +198,7 @@ class SlackHarness:
             answerer=answerer,
             slack=SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url, **slack),
         )
-        self.catalog = SQLiteCatalog(home / "catalog.sqlite")
+        self.catalog = catalog or SQLiteCatalog(home / "catalog.sqlite")
         self.slack: SlackApp = create_slack_app(self.settings, self.ask, self.catalog)
         self.feedback = self.slack.bot.feedback
         self.server = HttpServer(self.slack, "127.0.0.1", 0, drain_seconds=10)

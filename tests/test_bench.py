@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
-from conftest import SHARED_DATA
+from conftest import SEED_JSONL, SHARED_DATA
+from postgres_server import PostgresServer
 from typer.testing import CliRunner
 
 from bot.cli.main import build_app
-from evals.bench import Options, median_run, pair_ratios, percentiles, run_bench
+from evals.bench import Options, byline_ingest, median_run, pair_ratios, percentiles, read_jsonl, run_bench, write_jsonl
+from evals.bench_catalog import catalog_env, catalog_settings, catalog_url
 
 app = build_app()
 
@@ -72,6 +75,27 @@ def test_percentiles_of_latency_samples() -> None:
 def test_bench_names_a_missing_data_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "--scifact", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "nope.jsonl: no such file" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_bench_catalog_gives_each_index_a_fresh_database(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    with postgres_server.admin() as admin:
+        admin.execute(f"ALTER ROLE {postgres_server.user} CREATEDB")
+    server, home = postgres_server.url(), tmp_path / "homes" / "scifact-byline"
+    corpus = write_jsonl(tmp_path / "two.jsonl", read_jsonl(SEED_JSONL, 2))
+    env = catalog_env(server, home, fresh=True)
+    assert env["BYLINE_STORE_DATABASE_URL"].endswith("/byline_bench_scifact_byline")
+    assert byline_ingest(corpus, home, env).result["added"] == 2
+    assert not (home / "catalog.sqlite").exists()
+    with psycopg.connect(catalog_url(server, home)) as conn:
+        assert conn.execute("SELECT count(*) FROM articles").fetchone() == (2,)
+    catalog_env(server, home, fresh=True)  # the next run starts from an empty catalog
+    with psycopg.connect(catalog_url(server, home)) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'articles'"
+        ).fetchone() == (0,)
+    assert catalog_env(None, home) == {} and catalog_settings(None, home) == {}
 
 
 def test_ratios_are_taken_pair_by_pair_and_the_median_run_is_reported() -> None:

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from bot.app import Byline
 from bot.cli.main import build_app
+from bot.settings import Settings
 from evals.datasets import load_questions
 from evals.report import compare_with_baseline
-from evals.runner import resolve_gold, run_questions
+from evals.runner import resolve_gold, run_questions, throwaway_settings
 
 app = build_app()
 
@@ -199,3 +200,13 @@ def test_baseline_comparison_rounds_as_saved_skips_latency_and_flags_lost_metric
     assert compared["hits@5"].delta == 0.0 and not compared["hits@5"].regressed
     assert compared["mrr@10"].regressed  # 0.4799 < 0.5 - 0.02
     assert compared["answer_accuracy"].regressed and compared["answer_accuracy"].delta is None
+
+
+def test_a_throwaway_eval_never_writes_into_shared_servers(tmp_path: Path) -> None:
+    shared = Settings(
+        home=tmp_path / "home",
+        store={"database_url": "postgresql://team@db.example/byline", "chroma_url": "http://chroma.example:8000"},
+    )
+    throwaway = throwaway_settings(shared, tmp_path / "throwaway")
+    assert throwaway.home == tmp_path / "throwaway"
+    assert throwaway.store.database_url is None and throwaway.store.chroma_url is None

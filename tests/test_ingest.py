@@ -1,4 +1,5 @@
-"""Ingest against the real model, real Chroma and real SQLite: idempotence, updates, forget, recovery."""
+"""Ingest against the real model, real Chroma and a real catalog (SQLite, and PostgreSQL where the catalog is
+what is tested): idempotence, updates, forget, recovery."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalog_backends import on_both_catalogs
 from conftest import SEED_ARTICLE
 
 from bot.app import Byline
@@ -52,6 +54,7 @@ def catalog_ids(byline: Byline) -> set[str]:
     return {row[0] for row in byline.catalog.fetch("SELECT id FROM chunks")}
 
 
+@on_both_catalogs
 def test_reingest_unchanged_embeds_nothing(byline: Byline, counting: CountingEmbedder, tmp_path: Path) -> None:
     first = byline.ingest([str(SEED_ARTICLE)])
     assert (first.added, first.unchanged) == (1, 0) and counting.embedded == first.chunks > 0
@@ -62,6 +65,7 @@ def test_reingest_unchanged_embeds_nothing(byline: Byline, counting: CountingEmb
     assert chroma_ids(byline) == catalog_ids(byline)
 
 
+@on_both_catalogs
 def test_same_article_under_two_names_is_stored_once(byline: Byline, tmp_path: Path) -> None:
     copy = tmp_path / "copy-of-seed.txt"
     shutil.copy(SEED_ARTICLE, copy)
@@ -71,6 +75,7 @@ def test_same_article_under_two_names_is_stored_once(byline: Byline, tmp_path: P
     assert byline.catalog.resolve(str(copy)) == byline.catalog.resolve(str(SEED_ARTICLE))
 
 
+@on_both_catalogs
 def test_changed_article_replaces_its_chunks(byline: Byline, counting: CountingEmbedder, tmp_path: Path) -> None:
     head = "---\nurl: https://news.example/park\n---\nCouncil approves park\n\n"
     path = tmp_path / "park.md"
@@ -86,6 +91,7 @@ def test_changed_article_replaces_its_chunks(byline: Byline, counting: CountingE
     assert any("June" in t for t in texts) and not any("May" in t for t in texts)
 
 
+@on_both_catalogs
 def test_edited_file_without_url_replaces_its_previous_version(byline: Byline, tmp_path: Path) -> None:
     path = write_article(tmp_path, "notes.txt", "Harbour notes", "The ferry leaves at nine every morning.")
     byline.ingest([str(path)])
@@ -98,6 +104,7 @@ def test_edited_file_without_url_replaces_its_previous_version(byline: Byline, t
     assert stored is not None and "ten every morning" in stored.text
 
 
+@on_both_catalogs
 def test_forget_by_id_url_and_path(byline: Byline, tmp_path: Path) -> None:
     a = write_article(tmp_path, "a.txt", "Alpha story", "Alpha happened on Monday in the town square.")
     b = tmp_path / "b.md"
@@ -119,6 +126,7 @@ def test_failed_inputs_do_not_stop_the_batch(byline: Byline, tmp_path: Path) -> 
     assert {f.source for f in report.failed} == {f"{bad}:2", str(tmp_path / "missing.html")}
 
 
+@on_both_catalogs
 def test_interrupted_write_keeps_old_version_and_next_open_sweeps(
     byline: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,6 +155,7 @@ def test_interrupted_write_keeps_old_version_and_next_open_sweeps(
     assert chroma_ids(reopened) == catalog_ids(reopened)
 
 
+@on_both_catalogs
 def test_opening_the_index_during_another_write_leaves_that_write_alone(
     byline: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

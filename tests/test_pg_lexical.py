@@ -1,5 +1,6 @@
-"""BM25 in a real PostgreSQL server (ingest.storage.postgres_lexical) against SQLite FTS5 on the same chunks:
-equal scores, and the index kept in step by triggers through updates, deletes, title changes and rollbacks."""
+"""BM25 in a real PostgreSQL server (the PostgreSQL catalog's lexical index) against SQLite FTS5 on the same
+chunks: equal scores, and the index kept in step by triggers through updates, deletes, title changes and
+rollbacks."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import ingest.storage.sqlite
 from bot.retrieval.lexical import query_terms
 from ingest.models import Article, Chunk, SearchFilters
 from ingest.storage import postgres_lexical
-from ingest.storage.catalog import LexicalQuery
-from ingest.storage.postgres_lexical_schema import LEXICAL_MIGRATIONS
+from ingest.storage.catalog import LexicalQuery, Migration
+from ingest.storage.postgres import PostgresCatalog
+from ingest.storage.postgres_articles import write_articles
+from ingest.storage.postgres_schema import CORE_MIGRATIONS
 from ingest.storage.sqlite import SQLiteCatalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -131,9 +134,16 @@ QUERIES = [
 
 
 @pytest.fixture
-def pg(postgres_url: str) -> Iterator[psycopg.Connection]:
-    with postgres_lexical.connect(postgres_url) as conn:
-        postgres_lexical.migrate(conn)
+def pg_catalog(postgres_url: str) -> Iterator[PostgresCatalog]:
+    catalog = PostgresCatalog(postgres_url)
+    yield catalog
+    catalog.close()
+
+
+@pytest.fixture
+def pg(pg_catalog: PostgresCatalog) -> Iterator[psycopg.Connection]:
+    """A connection of its own to the catalog's database, for checks and edits in SQL."""
+    with psycopg.connect(pg_catalog.url, autocommit=True) as conn:
         yield conn
 
 
@@ -146,7 +156,8 @@ def sqlite_catalog(tmp_path: Path) -> Iterator[SQLiteCatalog]:
 
 def write_both(catalog: SQLiteCatalog, pg: psycopg.Connection, written: Written, collection: str = COLLECTION) -> None:
     catalog.commit_articles(collection, written)
-    postgres_lexical.write_articles(pg, collection, written)
+    with pg.transaction():
+        write_articles(pg, collection, written)
 
 
 def ranked(hits: list[tuple[str, float]]) -> list[tuple[float, str]]:
@@ -254,18 +265,20 @@ def test_index_stays_in_step_through_updates_deletes_titles_and_rollbacks(
     # a write that fails leaves nothing behind
     before = pg.execute("SELECT count(*) FROM lexical_postings").fetchone()
     with pytest.raises(psycopg.errors.UniqueViolation), pg.transaction():
-        postgres_lexical.write_articles(pg, COLLECTION, [article("new", "Brand new", ["Something entirely new."])])
+        write_articles(pg, COLLECTION, [article("new", "Brand new", ["Something entirely new."])])
         pg.execute("INSERT INTO articles SELECT * FROM articles WHERE id = 'new'")  # fails
     assert pg.execute("SELECT count(*) FROM lexical_postings").fetchone() == before
     assert pg_search(pg, ["entirely"], 5) == []
     assert_in_step(pg)
 
 
-def test_superseded_versions_and_other_collections_are_not_returned(pg: psycopg.Connection) -> None:
-    postgres_lexical.write_articles(pg, COLLECTION, CORPUS)
+def test_superseded_versions_and_other_collections_are_not_returned(
+    pg_catalog: PostgresCatalog, pg: psycopg.Connection
+) -> None:
+    pg_catalog.commit_articles(COLLECTION, CORPUS)
     # another collection (another chunking) with harbour-heavy chunks of its own
     other = [article("moorings", "Harbour moorings", ["Harbour harbour harbour bridge, moored ferries."])]
-    postgres_lexical.write_articles(pg, "other", other)
+    pg_catalog.commit_articles("other", other)
     assert_in_step(pg, "other")
     ids = [chunk_id for chunk_id, _ in pg_search(pg, ["harbour", "moored"], 50)]
     assert ids and all(chunk_id.startswith("bridge:") for chunk_id in ids)
@@ -328,8 +341,8 @@ def test_tokens_do_not_depend_on_the_database_locale(postgres_server: PostgresSe
     with postgres_server.admin() as admin:
         admin.execute(f"CREATE DATABASE {name} OWNER {postgres_server.user} LOCALE 'C' TEMPLATE template0")
     try:
-        with postgres_lexical.connect(postgres_server.url(name)) as c_locale:
-            postgres_lexical.migrate(c_locale)
+        PostgresCatalog(postgres_server.url(name)).close()
+        with psycopg.connect(postgres_server.url(name), autocommit=True) as c_locale:
             assert c_locale.execute("SELECT current_setting('lc_ctype')").fetchone() == ("C",)
             assert (
                 c_locale.execute("SELECT byline_lexemes(%s)::text", (text,)).fetchone()
@@ -343,13 +356,15 @@ def test_tokens_do_not_depend_on_the_database_locale(postgres_server: PostgresSe
 
 
 def test_migrations_apply_once_when_processes_start_together(postgres_url: str) -> None:
-    results: list[list[str]] = []
+    feature = Migration("900_feature", postgres="CREATE TABLE feature_state (key TEXT PRIMARY KEY)")
+    applied: list[list[str]] = []
     errors: list[BaseException] = []
 
     def start() -> None:
         try:
-            with postgres_lexical.connect(postgres_url) as conn:
-                results.append(postgres_lexical.migrate(conn))
+            catalog = PostgresCatalog(postgres_url)  # applies the core migrations
+            applied.append(catalog.apply_migrations([feature]))
+            catalog.close()
         except BaseException as exc:
             errors.append(exc)
 
@@ -359,4 +374,7 @@ def test_migrations_apply_once_when_processes_start_together(postgres_url: str) 
     for thread in threads:
         thread.join()
     assert not errors
-    assert sorted(name for applied in results for name in applied) == [name for name, _ in LEXICAL_MIGRATIONS]
+    assert sorted(applied) == [[], [], [], ["900_feature"]]
+    with psycopg.connect(postgres_url) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY name")]
+    assert names == sorted([m.name for m in CORE_MIGRATIONS] + ["900_feature"])

@@ -7,13 +7,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import httpx
 import pytest
+from chroma_server import CHROMA, running_chroma, start_chroma, stop
 from conftest import SEED_ARTICLE, SEED_JSONL, free_port
 
 from bot.app import Byline
@@ -23,46 +22,14 @@ from ingest.models import SearchFilters
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
-CHROMA = Path(sys.executable).with_name("chroma")
 BYLINE = Path(sys.executable).with_name("byline")
-
-
-def start_chroma(path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A Chroma server on a free loopback port, answering its heartbeat."""
-    port = free_port()
-    log = (path.parent / f"chroma-{port}.log").open("wb")
-    server = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"chroma run exited with {server.returncode}; see {log.name}")
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("chroma run did not answer within 60 s")
 
 
 @pytest.fixture
 def chroma_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server, url = start_chroma(tmp_path / "chroma-server")
-    monkeypatch.setenv("BYLINE_STORE_CHROMA_URL", url)
-    try:
+    with running_chroma(tmp_path / "chroma-server") as url:
+        monkeypatch.setenv("BYLINE_STORE_CHROMA_URL", url)
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def byline_at(home: Path, embedder: Embedder) -> Byline:
@@ -230,8 +197,7 @@ def test_forget_through_a_server_leaves_the_text_only_in_the_servers_free_pages(
         database.close()
         assert live == 0
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
     vacuum = subprocess.run(
         [str(CHROMA), "vacuum", "--path", str(data), "--force"], capture_output=True, text=True, timeout=120
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 
 import pytest
 from fake_slack import BOT_TOKEN, BOT_USER_ID, Failure, FakeSlack, block_kit_error
@@ -28,7 +28,7 @@ from bot.slack.render import (
     to_mrkdwn,
 )
 from bot.slack.text import mentions_someone, parse_channel_filters, question_text
-from ingest.storage.sqlite import SQLiteCatalog
+from ingest.storage.catalog import Catalog
 
 
 class FakeClock:
@@ -177,9 +177,8 @@ def test_sentence_pieces_join_back_to_the_text() -> None:
         assert "".join(sentence_pieces(text)) == text
 
 
-def test_turns_of_a_thread_come_from_the_answers_shown_there(tmp_path: Path) -> None:
-    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
-    store = FeedbackStore(catalog)
+def test_turns_of_a_thread_come_from_the_answers_shown_there(open_catalog: Callable[[], Catalog]) -> None:
+    store = FeedbackStore(open_catalog())
     store.record_answer(make_answer("first?", "First answer [1]."), PostedAnswer("a1", "C1", "10.000002", "10.0", "U1"))
     store.record_answer(make_answer("second?", "Second [1]."), PostedAnswer("a2", "C1", "9.900000", "9.0", "U1"))
     store.record_answer(make_answer("fourth?", "Fourth."), PostedAnswer("a4", "C1", "100.000009", "10.0", "U1"))
@@ -190,7 +189,6 @@ def test_turns_of_a_thread_come_from_the_answers_shown_there(tmp_path: Path) -> 
         Turn("fourth?", "Fourth."),
     ]
     assert store.turns("C2", "10.0", before_ts="200.0") == []
-    catalog.close()
 
 
 def test_channel_filters_are_checked() -> None:
@@ -205,16 +203,17 @@ def test_channel_filters_are_checked() -> None:
 # -- guards ------------------------------------------------------------------------------------------------
 
 
-def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(tmp_path: Path) -> None:
-    """Sixteen deliveries at once, each through its own connection to one catalog: as from several bot
-    processes sharing a home (SQLite locks per connection, so threads stand in for processes here)."""
-    path = tmp_path / "catalog.sqlite"
-    SQLiteCatalog(path).close()  # migrated once
-    catalogs = [SQLiteCatalog(path) for _ in range(16)]
+def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(
+    open_catalog: Callable[[], Catalog],
+) -> None:
+    """Sixteen deliveries at once, each through its own catalog (its own connection): as from several bot
+    processes sharing the catalog, on one machine (SQLite) or several (PostgreSQL)."""
+    open_catalog()  # migrated once
+    catalogs = [open_catalog() for _ in range(16)]
     start = threading.Barrier(16)
     results: list[bool] = []
 
-    def deliver(catalog: SQLiteCatalog) -> None:
+    def deliver(catalog: Catalog) -> None:
         start.wait()
         results.append(Deduplicator(catalog).first_time(["event:Ev1", "ts:C1:1.0"]))
 
@@ -224,13 +223,13 @@ def test_deduplicator_lets_exactly_one_of_simultaneous_duplicates_through(tmp_pa
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 15 + [True]
-    restarted = SQLiteCatalog(path)  # a new process after a restart still knows the message
+    restarted = open_catalog()  # a new process after a restart still knows the message
     assert Deduplicator(restarted).first_time(["event:Ev2", "ts:C1:1.0"]) is False
 
 
-def test_deduplicator_forgets_after_its_ttl(tmp_path: Path) -> None:
+def test_deduplicator_forgets_after_its_ttl(open_catalog: Callable[[], Catalog]) -> None:
     clock = FakeClock()
-    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    catalog = open_catalog()
     dedupe = Deduplicator(catalog, ttl=60, clock=clock)
     assert dedupe.first_time(["k"]) and not dedupe.first_time(["k"])
     clock.now += 61
@@ -238,9 +237,9 @@ def test_deduplicator_forgets_after_its_ttl(tmp_path: Path) -> None:
     assert catalog.fetch("SELECT COUNT(*) FROM slack_deliveries")[0][0] == 1  # expired rows go
 
 
-def test_rate_limiter_counts_a_sliding_minute_per_user(tmp_path: Path) -> None:
+def test_rate_limiter_counts_a_sliding_minute_per_user(open_catalog: Callable[[], Catalog]) -> None:
     clock = FakeClock()
-    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+    catalog = open_catalog()
     limiter = UserRateLimiter(catalog, per_minute=2, clock=clock)
     assert limiter.wait_seconds("alice") == 0
     clock.now += 10
@@ -250,19 +249,17 @@ def test_rate_limiter_counts_a_sliding_minute_per_user(tmp_path: Path) -> None:
     clock.now += 50
     assert limiter.wait_seconds("alice") == 0
     assert catalog.fetch("SELECT MIN(asked_at), COUNT(*) FROM slack_questions_asked")[0] == (1010.0, 3)  # 1000 went
-    catalog.close()
 
 
-def test_rate_limit_holds_across_processes_sharing_a_home(tmp_path: Path) -> None:
-    """Eight connections to one catalog (as from several bot processes) ask for one user at once: exactly
-    `per_minute` get through, and a restarted process still counts them."""
-    path = tmp_path / "catalog.sqlite"
-    SQLiteCatalog(path).close()
-    catalogs = [SQLiteCatalog(path) for _ in range(8)]
+def test_rate_limit_holds_across_processes_sharing_a_catalog(open_catalog: Callable[[], Catalog]) -> None:
+    """Eight catalogs (as from several bot processes, on one machine or several) ask for one user at once:
+    exactly `per_minute` get through, and a restarted process still counts them."""
+    open_catalog()  # migrated once
+    catalogs = [open_catalog() for _ in range(8)]
     start = threading.Barrier(8)
     waits: list[int] = []
 
-    def ask(catalog: SQLiteCatalog) -> None:
+    def ask(catalog: Catalog) -> None:
         limiter = UserRateLimiter(catalog, per_minute=3)
         start.wait()
         waits.append(limiter.wait_seconds("alice"))
@@ -273,7 +270,7 @@ def test_rate_limit_holds_across_processes_sharing_a_home(tmp_path: Path) -> Non
     for thread in threads:
         thread.join()
     assert waits.count(0) == 3 and all(0 < w <= 60 for w in waits if w)
-    assert UserRateLimiter(SQLiteCatalog(path), per_minute=3).wait_seconds("alice") > 0
+    assert UserRateLimiter(open_catalog(), per_minute=3).wait_seconds("alice") > 0
 
 
 def test_worker_pool_turns_work_away_when_full() -> None:
@@ -347,8 +344,8 @@ def test_unreachable_api_is_a_startup_error() -> None:
 # -- feedback ------------------------------------------------------------------------------------------------
 
 
-def test_votes_are_replaced_per_user_and_downvotes_export(tmp_path: Path) -> None:
-    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite")
+def test_votes_are_replaced_per_user_and_downvotes_export(open_catalog: Callable[[], Catalog]) -> None:
+    catalog = open_catalog()
     store = FeedbackStore(catalog)
     answered: Answer = make_answer("why?")
     store.record_answer(answered, PostedAnswer("a1", "C1", "1.1", "1.0", "U1"))
@@ -367,4 +364,3 @@ def test_votes_are_replaced_per_user_and_downvotes_export(tmp_path: Path) -> Non
     assert record["id"] == "slack-a2" and record["question"] == "what is the capital of the moon?"
     assert record["answerable"] is True and record["answers"] == [] and record["evidence"] == []
     assert record["notes"].startswith("Slack: 1 👎, 0 👍 (channel C1, ts 2.1). Byline refused")
-    catalog.close()

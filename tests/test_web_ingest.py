@@ -1,5 +1,6 @@
-"""Web pages, feeds and sitemaps through the real ingest pipeline (real model, real Chroma, real SQLite),
-fetched from a local site; `byline watch` and the web CLI commands."""
+"""Web pages, feeds and sitemaps through the real ingest pipeline (real model, real Chroma, real SQLite; the tests
+of what the web state remembers on PostgreSQL too), fetched from a local site; `byline watch` and the web CLI
+commands."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from catalog_backends import on_both_catalogs
 from conftest import free_port
 from typer.testing import CliRunner
 from web_site import STORM, Resource, Site, SiteServer
 
 from bot.app import Byline
 from bot.cli.main import build_app
-from bot.watch import Watcher, parse_duration
+from bot.settings import load_settings
+from bot.watch import Watcher, feed_lock, parse_duration
 from ingest.config import WebSettings
 from ingest.embedding import Embedder
 from ingest.pipeline import IngestReport
@@ -122,6 +125,7 @@ def test_one_article_reached_by_three_urls_is_stored_once(web: Byline, site: Sit
     assert any("Quay Street" in text for text in chunk_texts(web, canonical))
 
 
+@on_both_catalogs
 def test_an_unchanged_page_costs_one_304_and_embeds_nothing(web: Byline, site: Site, embedded: list[int]) -> None:
     url = site.url("/news/storm-surge.html")
     assert counts(web.ingest([url])) == (1, 0, 0, 0)
@@ -185,6 +189,7 @@ def test_a_pdf_served_as_application_pdf_is_an_article(web: Byline, site: Site) 
 # -- feeds --------------------------------------------------------------------------------------------------
 
 
+@on_both_catalogs
 def test_feed_ingest_repoll_and_update_end_to_end(web: Byline, site: Site, embedded: list[int]) -> None:
     """Summary-only RSS: pages fetched from entry links; a re-poll costs one 304; an update replaces chunks."""
     feed = "feed:" + site.url("/feeds/rss2.xml")
@@ -213,6 +218,7 @@ def test_feed_ingest_repoll_and_update_end_to_end(web: Byline, site: Site, embed
     assert not old_vectors & vector_ids(web, storm)
 
 
+@on_both_catalogs
 def test_a_forgotten_feed_article_stays_forgotten_until_ingested_again(web: Byline, site: Site) -> None:
     url = site.url("/feeds/rss2.xml")
     storm, bridge = site.url("/news/storm-surge.html"), site.url("/news/bridge-closed.html")
@@ -238,6 +244,7 @@ def test_a_forgotten_feed_article_stays_forgotten_until_ingested_again(web: Byli
     assert not web.catalog.forgotten(web.catalog.resolve(storm))
 
 
+@on_both_catalogs
 def test_a_feed_met_after_forget_leaves_the_forgotten_article_out(web: Byline, site: Site) -> None:
     storm, bridge = site.url("/news/storm-surge.html"), site.url("/news/bridge-closed.html")
     web.ingest([bridge])
@@ -279,6 +286,7 @@ def test_sitemap_since_skips_old_pages_and_old_child_sitemaps(web: Byline, site:
     assert [h.path for h in site.hits[requests:] if h.path != "/robots.txt"] == ["/sitemap.xml", "/sitemap-2024.xml"]
 
 
+@on_both_catalogs
 def test_failing_entries_are_retried_next_poll_and_lasting_failures_are_not(web: Byline, site: Site) -> None:
     url = site.url("/feeds/with-broken-entry.xml")
     state = WebState(web.catalog)
@@ -302,6 +310,7 @@ def test_failing_entries_are_retried_next_poll_and_lasting_failures_are_not(web:
     assert third.poll is not None and third.poll.not_modified
 
 
+@on_both_catalogs
 def test_a_feed_with_10000_entries_is_taken_in_bounded_rounds(web: Byline, site: Site) -> None:
     web.settings.web.entries_per_poll = 5
     site.pages["/feeds/big.xml"] = Resource(site.big_feed(10_000), "application/rss+xml")
@@ -322,6 +331,7 @@ def test_a_feed_with_10000_entries_is_taken_in_bounded_rounds(web: Byline, site:
     assert set(articles(web)) == {site.url(f"/gen/{n}.html") for n in range(9_990, 10_000)}
 
 
+@on_both_catalogs
 def test_watch_stops_between_articles_and_finishes_next_time(web: Byline, site: Site) -> None:
     web.settings.web.entries_per_poll = 6
     web.settings.web.concurrency = 1
@@ -350,6 +360,7 @@ def test_watch_stops_between_articles_and_finishes_next_time(web: Byline, site: 
     assert set(articles(web)) == {site.url(f"/gen/{n}.html") for n in range(20 - taken - 6, 20)}
 
 
+@on_both_catalogs
 def test_watch_survives_failing_feeds(web: Byline, site: Site) -> None:
     state = WebState(web.catalog)
     broken = [site.url("/feeds/not-xml"), f"http://127.0.0.1:{free_port()}/rss.xml", site.url("/missing")]
@@ -367,6 +378,35 @@ def test_watch_survives_failing_feeds(web: Byline, site: Site) -> None:
     assert any("added 2" in line for line in lines)
     # polled feeds are not due again until their interval has passed
     assert Watcher(web, every=3600).due(time.time()) == []
+
+
+@on_both_catalogs
+def test_two_watches_poll_each_feed_once(web: Byline, site: Site, embedder: Embedder) -> None:
+    """Two watches at once on one catalog (two machines sharing PostgreSQL, or two processes on one home)."""
+    url = site.url("/feeds/rss2.xml")
+    WebState(web.catalog).add_feed(url)
+    other = Byline(load_settings(), embedder=embedder)  # its own connections, as another process has
+    other.settings.web = web.settings.web
+    start = threading.Barrier(2)
+    lines: list[str] = []
+
+    def watch(byline: Byline) -> None:
+        start.wait()
+        Watcher(byline, echo=lines.append).poll_round()
+
+    threads = [threading.Thread(target=watch, args=(byline,)) for byline in (web, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert site.count("/feeds/rss2.xml") == 1, lines
+    assert len(articles(web)) == 2 and sum("added 2" in line for line in lines) == 1
+
+    # while one watch holds a feed, another leaves it alone, even when asked to poll everything
+    with other.catalog.lock(feed_lock(url)):
+        assert Watcher(web, echo=lines.append).poll_round(everything=True) == []
+    assert lines[-1] == f"{url}: another watch is polling it"
+    assert len(Watcher(web, echo=lines.append).poll_round(everything=True)) == 1
 
 
 def test_each_feed_poll_reports_to_the_progress_display(web: Byline, site: Site) -> None:
@@ -406,6 +446,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
+@on_both_catalogs
 def test_feeds_add_list_remove(site: Site, cli_env: None) -> None:
     runner = CliRunner()
     url = site.url("/feeds/rss2.xml")
@@ -426,6 +467,7 @@ def test_feeds_add_list_remove(site: Site, cli_env: None) -> None:
     assert "no feeds followed" in runner.invoke(app, ["feeds", "list"]).output
 
 
+@on_both_catalogs
 def test_cli_ingest_feed_and_watch_once(site: Site, cli_env: None) -> None:
     runner = CliRunner()
     once = runner.invoke(app, ["ingest", "--feed", site.url("/feeds/atom.xml"), "--json"])

@@ -33,6 +33,7 @@ from bot.slack.feedback import FeedbackStore
 from bot.slack.guards import Deduplicator, UserRateLimiter, WorkerPool
 from bot.slack.render import (
     BUSY_MESSAGE,
+    ERROR_MESSAGE,
     FEEDBACK_ACTION,
     PLACEHOLDER,
     RESTARTING_MESSAGE,
@@ -45,7 +46,7 @@ from bot.slack.reply import Question, ThreadReply
 from bot.slack.text import mentions_someone, parse_channel_filters, question_text
 from bot.slack.threads import CatalogThreadContextStore, ThreadStore
 from bot.slack.web import SlackWeb
-from ingest.storage.catalog import Catalog
+from ingest.storage.catalog import Catalog, CatalogError
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,18 @@ class SlackBot:
         keys = [f"ts:{channel}:{ts}", f"event:{body.get('event_id')}" if body.get("event_id") else ""]
         if event.get("client_msg_id"):
             keys.append(f"msg:{event['client_msg_id']}")
-        if not self.dedupe.first_time(keys):
-            log.info("duplicate delivery of %s in %s (event %s) ignored", ts, channel, body.get("event_id"))
-            return
         thread_ts = event.get("thread_ts") or ts
+        try:
+            if not self.dedupe.first_time(keys):
+                log.info("duplicate delivery of %s in %s (event %s) ignored", ts, channel, body.get("event_id"))
+                return
+            wait = self.limiter.wait_seconds(user)
+        except CatalogError as exc:
+            # The catalog (shared by every bot process) does not answer: say so rather than stay silent. Without
+            # it a delivery cannot be checked, so a retry of this one may be told twice.
+            log.error("cannot take the question of %s in %s: %s", user, channel, exc)
+            self.web.post(channel, thread_ts, notice_message(ERROR_MESSAGE))
+            return
         if not direct and not self._allowed(channel):
             self.web.post_ephemeral(channel, user, thread_ts, NOT_HERE_MESSAGE)
             return
@@ -191,7 +200,7 @@ class SlackBot:
         if not text:
             self.web.post(channel, thread_ts, notice_message(USAGE_MESSAGE))
             return
-        if wait := self.limiter.wait_seconds(user):
+        if wait:
             self.web.post_ephemeral(channel, user, thread_ts, rate_limited_message(wait))
             return
         team = body.get("team_id") or event.get("team")

@@ -15,10 +15,7 @@ from bot.models import Answer, Turn
 from ingest.clock import now_iso
 from ingest.storage.catalog import Catalog, Migration
 
-MIGRATIONS = [
-    Migration(
-        "002_slack_feedback",
-        """
+_ANSWERS_FEEDBACK = """
         -- answers the Slack bot showed (the id is the one its 👍/👎 buttons carry) and the votes on them
         CREATE TABLE slack_answers (
             id TEXT PRIMARY KEY,
@@ -42,15 +39,15 @@ MIGRATIONS = [
             PRIMARY KEY (answer_id, user_id)
         );
         CREATE INDEX feedback_vote ON feedback(vote, voted_at);
-        """,
-    ),
-    Migration(
-        "007_slack_answers_by_thread",
         """
+_ANSWERS_BY_THREAD = """
         -- a thread's earlier answers, for follow-up questions
         CREATE INDEX slack_answers_thread ON slack_answers(channel, thread_ts);
-        """,
-    ),
+        """
+
+MIGRATIONS = [
+    Migration.portable("002_slack_feedback", _ANSWERS_FEEDBACK),
+    Migration.portable("007_slack_answers_by_thread", _ANSWERS_BY_THREAD),
 ]
 
 
@@ -129,11 +126,11 @@ class FeedbackStore:
         `answers` and `evidence` are left for a person to fill in (and `answerable` too when Byline did
         answer); `notes` holds what Slack told us, so the record can be reviewed without the catalog."""
         rows = self.catalog.fetch(
-            """SELECT f.answer_id, a.question, a.answer, a.refused, a.citations, a.channel, a.ts,
-                          SUM(f.vote < 0), SUM(f.vote > 0)
+            """SELECT a.id, a.question, a.answer, a.refused, a.citations, a.channel, a.ts,
+                          SUM(CASE WHEN f.vote < 0 THEN 1 ELSE 0 END), SUM(CASE WHEN f.vote > 0 THEN 1 ELSE 0 END)
                    FROM feedback f JOIN slack_answers a ON a.id = f.answer_id
-                   GROUP BY f.answer_id HAVING SUM(f.vote < 0) > 0
-                   ORDER BY MIN(f.voted_at), f.answer_id"""
+                   GROUP BY a.id HAVING SUM(CASE WHEN f.vote < 0 THEN 1 ELSE 0 END) > 0
+                   ORDER BY MIN(f.voted_at), a.id"""
         )
         for answer_id, question, text, refused, citations, channel, ts, down, up in rows:
             sources = "; ".join(

@@ -14,7 +14,7 @@ from ingest.storage.catalog import Catalog, Migration
 log = logging.getLogger(__name__)
 
 DELIVERY_MIGRATIONS = [
-    Migration(
+    Migration.portable(
         "005_slack_deliveries",
         """
         -- Slack deliveries already taken (event id, client_msg_id, channel+ts), so each message is answered once
@@ -25,7 +25,7 @@ DELIVERY_MIGRATIONS = [
     ),
 ]
 RATE_MIGRATIONS = [
-    Migration(
+    Migration.portable(
         "008_slack_questions_asked",
         """
         -- when each user asked a question in the last minute: the per-user rate limit, shared by every bot process

@@ -15,7 +15,7 @@ from ingest.clock import now_iso
 from ingest.storage.catalog import Catalog, Migration
 
 MIGRATIONS = [
-    Migration(
+    Migration.portable(
         "007_slack_threads",
         """
         -- threads Byline has taken a question in: a later reply there is a follow-up even without a mention

@@ -5,28 +5,45 @@ collection's vectors hold, and the state of features (web, Slack), each feature 
 own named migrations. Vectors can always be rebuilt from the chunk texts kept here.
 
 Nothing outside an implementation touches its connection: features run their own SQL through `transaction()`
-and `fetch()`, written once with `?` placeholders and `ON CONFLICT` clauses that every backend accepts.
+and `fetch()`, written once with `?` placeholders and `ON CONFLICT` clauses that every backend accepts, and
+declare their tables as `Migration`s carrying the DDL of each backend.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from ingest.models import Article, Chunk, SearchFilters
+from ingest.models import Article, Chunk, SearchFilters, normalise_url
 
 Row = tuple[Any, ...]
+
+_SQLITE_WIDTHS = re.compile(r"\b(?:INTEGER|REAL)\b")
+_POSTGRES_TYPES = {"INTEGER": "bigint", "REAL": "double precision"}
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """A named schema change; applied once per database, in the order given, each in its own transaction."""
+    """A named schema change, a script for each backend; applied once per database, in the order given, each in
+    its own transaction. A feature's migration carries both scripts; a backend's own core migrations only its own.
+    Names never change (a live database never re-runs one)."""
 
     name: str
-    sqlite: str
+    sqlite: str | None = None
+    postgres: str | None = None
+
+    @classmethod
+    def portable(cls, name: str, sql: str) -> Migration:
+        """A feature's migration written once, in what both databases read alike (TEXT, INTEGER, REAL, PRIMARY
+        KEY, indexes, in upper case): PostgreSQL gets SQLite's widths, INTEGER as bigint and REAL as double
+        precision (its own REAL is single precision: epoch seconds would lose minutes)."""
+        return cls(name, sqlite=sql, postgres=_SQLITE_WIDTHS.sub(lambda m: _POSTGRES_TYPES[m.group()], sql))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +72,12 @@ class StoredVector:
 
     vector: bytes
     embed_hash: str | None = None
+
+
+# The hash a pending row carries when the article is being removed, not rewritten.
+DELETING = ""
+# The store_state key of the write generation (see Catalog.generation).
+GENERATION = "generation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +127,20 @@ class Statements(Protocol):
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
 
+def ref_spellings(ref: str) -> set[str]:
+    """The values `Catalog.resolve` looks for: the reference as given, and a URL normalised or the ways a file
+    may have been named when it was ingested: with `~` expanded, absolute, with links resolved, and relative to
+    the working directory."""
+    if ref.startswith(("http://", "https://")):
+        return {ref, normalise_url(ref)}
+    path = Path(ref).expanduser()
+    absolute = path.absolute()
+    spellings = {ref, str(path), str(absolute), str(absolute.resolve())}
+    with suppress(ValueError):  # on another drive (Windows)
+        spellings.add(os.path.relpath(absolute))
+    return spellings
+
+
 class CatalogError(RuntimeError):
     """The catalog cannot be opened, or refused an operation; the message is one line."""
 
@@ -117,12 +154,18 @@ class Catalog(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
+    def health(self) -> str:
+        """Where the catalog lives and that it answers (one line, no secrets); CatalogError when it does not."""
+
+    @abstractmethod
     def apply_migrations(self, migrations: Sequence[Migration]) -> list[str]:
         """Apply those of `migrations` not yet applied (by name); returns the names applied now."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Statements]:
-        """A write transaction: committed when the block ends, rolled back on any error."""
+        """A write transaction: committed when the block ends, rolled back on any error. Transactions run one at
+        a time across every process using the catalog, so a read-then-write inside one sees no concurrent
+        change."""
 
     @abstractmethod
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:

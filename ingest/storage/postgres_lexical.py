@@ -28,7 +28,7 @@ Stored, and kept in step by triggers inside the transaction that changes chunks 
   postings at query time, so writers never rewrite shared rows;
 - `lexical_collections`: chunks and tokens per collection.
 Postings and totals change once per statement (transition tables): write chunks in multi-row statements, as
-`write_articles` does.
+ingest.storage.postgres_articles does.
 """
 
 from __future__ import annotations
@@ -38,10 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ingest.clock import now_iso
-from ingest.models import Article, Chunk, SearchFilters, source_key
+from ingest.models import SearchFilters
 from ingest.storage.catalog import LexicalQuery
-from ingest.storage.postgres_lexical_schema import LEXICAL_MIGRATIONS
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -52,104 +50,6 @@ B = 0.75
 MIN_IDF = 1e-6
 # Below this many chunks every query term is scored (as in the SQLite catalog).
 COMMON_TERMS_FROM = 10_000
-# One advisory lock key for schema changes, so processes starting together apply each migration once.
-MIGRATION_LOCK = 0x6279_6C69_6E65  # "byline"
-
-
-def connect(url: str) -> Connection[Any]:
-    """A connection as the lexical queries expect it: autocommit, and no JIT (its compiling, for costs estimated
-    from guessed row counts, took longer than the queries)."""
-    import psycopg
-
-    return psycopg.connect(url, autocommit=True, options="-c jit=off")
-
-
-def migrate(conn: Connection[Any]) -> list[str]:
-    """Apply the migrations not yet applied, each in its own transaction, once even when several processes start
-    together (an advisory lock); returns their names."""
-    applied: list[str] = []
-    for name, sql in LEXICAL_MIGRATIONS:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, applied_at text NOT NULL)")
-            if conn.execute("SELECT 1 FROM migrations WHERE name = %s", (name,)).fetchone():
-                continue
-            conn.execute(sql)  # a script of several statements: allowed without parameters
-            conn.execute("INSERT INTO migrations VALUES (%s, %s)", (name, now_iso()))
-        applied.append(name)
-    return applied
-
-
-def write_articles(
-    conn: Connection[Any], collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]
-) -> list[str]:
-    """Switch the catalog to these article versions in one transaction, each table written by one statement (so
-    the lexical triggers run once per batch); returns the replaced chunk ids, as Catalog.commit_articles does."""
-    latest = {article.id: (article, chunks) for article, chunks in written}  # a repeated article: the last wins
-    articles = [article for article, _ in latest.values()]
-    chunks = [chunk for _, article_chunks in latest.values() for chunk in article_chunks]
-    with conn.transaction():
-        replaced = [
-            row[0]
-            for row in conn.execute(
-                "DELETE FROM chunks WHERE collection = %s AND article_id = ANY(%s) RETURNING id",
-                (collection, list(latest)),
-            )
-        ]
-        _upsert_articles(conn, articles)
-        conn.execute(
-            """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text, token_count)
-               SELECT u.id, %s, u.article_id, u.position, u.start_char, u.end_char, u.text, u.token_count
-               FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::int[])
-                   AS u (id, article_id, position, start_char, end_char, text, token_count)""",
-            (
-                collection,
-                [c.id for c in chunks],
-                [c.article_id for c in chunks],
-                [c.position for c in chunks],
-                [c.start for c in chunks],
-                [c.end for c in chunks],
-                [c.text for c in chunks],
-                [c.token_count for c in chunks],
-            ),
-        )
-        conn.execute(
-            """INSERT INTO indexed SELECT %s, u.id, u.hash FROM unnest(%s::text[], %s::text[]) AS u (id, hash)
-               ON CONFLICT (collection, article_id) DO UPDATE SET hash = excluded.hash""",
-            (collection, list(latest), [a.content_hash for a in articles]),
-        )
-    new_ids = {c.id for c in chunks}
-    return [chunk_id for chunk_id in replaced if chunk_id not in new_ids]
-
-
-def _upsert_articles(conn: Connection[Any], articles: Sequence[Article]) -> None:
-    now = now_iso()
-    conn.execute(
-        """INSERT INTO articles (id, title, url, path, source, source_key, author, published_at, published_ts,
-               hash, text, ingested_at, updated_at)
-           SELECT *, %s, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-               %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[])
-           ON CONFLICT (id) DO UPDATE SET title = excluded.title, url = excluded.url,
-               path = COALESCE(excluded.path, articles.path), source = excluded.source,
-               source_key = excluded.source_key, author = excluded.author,
-               published_at = excluded.published_at, published_ts = excluded.published_ts,
-               hash = excluded.hash, text = excluded.text, updated_at = excluded.updated_at""",
-        (
-            now,
-            now,
-            [a.id for a in articles],
-            [a.title for a in articles],
-            [a.url for a in articles],
-            [a.path for a in articles],
-            [a.source for a in articles],
-            [source_key(a.source) for a in articles],
-            [a.author for a in articles],
-            [a.published_at.isoformat() if a.published_at else None for a in articles],
-            [a.published_at.timestamp() if a.published_at else None for a in articles],
-            [a.content_hash for a in articles],
-            [a.text for a in articles],
-        ),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +82,7 @@ def lexical_search(conn: Connection[Any], collection: str, query: LexicalQuery) 
 
     Two statements, each its own snapshot (as the SQLite catalog's common-term count and its MATCH): a write
     committed in between can shift the statistics a little, never return a row that is no longer current.
-    `conn` should come from `connect` (no JIT).
+    `conn` should have JIT off (the catalog's connections do).
     """
     if not query.terms or query.n <= 0:
         return []

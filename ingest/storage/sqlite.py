@@ -20,8 +20,9 @@ from filelock import FileLock, Timeout
 from more_itertools import batched
 
 from ingest.clock import now_iso
-from ingest.models import Article, Chunk, normalise_url, source_key
+from ingest.models import Article, Chunk, source_key
 from ingest.storage.catalog import (
+    DELETING,
     Catalog,
     CatalogError,
     ChunkRow,
@@ -30,9 +31,11 @@ from ingest.storage.catalog import (
     Migration,
     Row,
     StoredVector,
+    ref_spellings,
 )
+from ingest.storage.sqlite_export import SQLiteExport
 from ingest.storage.sqlite_schema import CORE_MIGRATIONS, statements
-from ingest.storage.sqlite_upkeep import DELETING, SQLiteUpkeep, path_spellings
+from ingest.storage.sqlite_upkeep import SQLiteUpkeep
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
 # truly common words.
@@ -60,7 +63,7 @@ class _Statements:
         return [tuple(row) for row in self.conn.execute(sql, params)]
 
 
-class SQLiteCatalog(SQLiteUpkeep, Catalog):
+class SQLiteCatalog(SQLiteUpkeep, SQLiteExport, Catalog):
     """`catalog.sqlite` under BYLINE_HOME; one connection, shared by this process's threads under a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -85,6 +88,14 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
     def close(self) -> None:
         self.conn.close()
 
+    def health(self) -> str:
+        try:
+            with self._lock:
+                self.conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog {self.path} does not answer: {exc}") from exc
+        return f"sqlite {self.path}"
+
     def apply_migrations(self, migrations: Sequence[Migration]) -> list[str]:
         applied: list[str] = []
         with self._transaction() as db:
@@ -93,6 +104,8 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
         for migration in migrations:
             if migration.name in done:
                 continue
+            if migration.sqlite is None:
+                raise CatalogError(f"migration {migration.name} has no SQLite version")
             with self._transaction() as db:
                 if db.execute("SELECT 1 FROM migrations WHERE name = ?", (migration.name,)).fetchone():
                     continue  # another process applied it meanwhile
@@ -400,14 +413,9 @@ class SQLiteCatalog(SQLiteUpkeep, Catalog):
 
     def resolve(self, ref: str) -> list[str]:
         """Article ids matching an id, a URL or a file path."""
-        candidates = {ref}
-        if ref.startswith(("http://", "https://")):
-            candidates.add(normalise_url(ref))
-        else:
-            candidates |= path_spellings(ref)
         with self._lock:
             ids: list[str] = []
-            for value in candidates:
+            for value in ref_spellings(ref):
                 for sql in (
                     "SELECT id FROM articles WHERE id = ?",
                     "SELECT id FROM articles WHERE url = ?",

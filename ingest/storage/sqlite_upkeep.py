@@ -8,23 +8,17 @@ lock and its transactions.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path
 
 from more_itertools import batched
 
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk
-from ingest.storage.catalog import PendingWrite, StoredVector
-
-_GENERATION = "generation"
-# The hash a pending row carries when the article is being removed, not rewritten.
-DELETING = ""
+from ingest.storage.catalog import DELETING, GENERATION, PendingWrite, StoredVector
 
 
 class SQLiteUpkeep:
@@ -36,16 +30,16 @@ class SQLiteUpkeep:
     # -- the write generation and the store's bookkeeping ----------------------------------------------
 
     def generation(self) -> int:
-        return int(self.state(_GENERATION) or 0)
+        return int(self.state(GENERATION) or 0)
 
     def bump_generation(self) -> int:
         with self._transaction() as db:
             db.execute(
                 """INSERT INTO store_state (key, value) VALUES (?, '1')
                    ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)""",
-                (_GENERATION,),
+                (GENERATION,),
             )
-            return int(db.execute("SELECT value FROM store_state WHERE key = ?", (_GENERATION,)).fetchone()[0])
+            return int(db.execute("SELECT value FROM store_state WHERE key = ?", (GENERATION,)).fetchone()[0])
 
     def state(self, key: str) -> str | None:
         with self._lock:
@@ -203,14 +197,3 @@ class SQLiteUpkeep:
             ).rowcount
             dropped = db.execute("DELETE FROM chunks_fts WHERE rowid NOT IN (SELECT rowid FROM chunks)").rowcount
         return int(added) + int(dropped)
-
-
-def path_spellings(ref: str) -> set[str]:
-    """The ways a file may have been named when it was ingested: as given, with `~` expanded, absolute, with
-    links resolved, and relative to the working directory."""
-    path = Path(ref).expanduser()
-    absolute = path.absolute()
-    spellings = {str(path), str(absolute), str(absolute.resolve())}
-    with suppress(ValueError):  # on another drive (Windows)
-        spellings.add(os.path.relpath(absolute))
-    return spellings

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -321,10 +322,11 @@ class Store:
     # -- reading ---------------------------------------------------------------------------------------
 
     def chunk_rows(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
-        """Current chunks by id, from the catalog; in server mode, chunks of articles this machine has not
-        ingested (another Byline wrote them to the shared server) are read from Chroma's metadata."""
+        """Current chunks by id, from the catalog; in server mode with a catalog of this machine's own, chunks of
+        articles this machine has not ingested (another Byline wrote them to the shared server) are read from
+        Chroma's metadata. A shared catalog (PostgreSQL) knows every article: what it lacks is not current."""
         rows = self.catalog.chunk_rows(self.collection_name, chunk_ids)
-        if not self.settings.chroma_url:
+        if not self.settings.chroma_url or self.settings.database_url:
             return rows
         missing = [c for c in chunk_ids if c not in rows]
         known_here = self.indexed_hashes(sorted({c.split(":", 1)[0] for c in missing}))
@@ -359,6 +361,15 @@ class Store:
             "read chunks", lambda collection: collection.get(ids=chunk_ids, include=["documents", "metadatas"])
         )
         return _rows_from_chroma(found)
+
+    def health(self) -> str:
+        """Where the vectors live and that the store answers (one line, no secrets); StoreError when not."""
+        if not self.settings.chroma_url:
+            return f"chroma embedded {self.index.path}"
+        started = time.perf_counter()
+        self.index.heartbeat()
+        elapsed = (time.perf_counter() - started) * 1000
+        return f"chroma server {self.settings.chroma_url} (answered in {elapsed:.1f} ms)"
 
     def count(self) -> int:
         self.open()

@@ -34,7 +34,7 @@ import numpy as np
 
 from ingest.config import StoreSettings
 from ingest.models import Article, Chunk, SearchFilters, source_key
-from ingest.storage.catalog import Catalog
+from ingest.storage.catalog import Catalog, CatalogError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -135,7 +135,7 @@ class Vectors:
         try:
             with self.view() as collection:
                 return operation(collection)
-        except StoreError:
+        except (StoreError, CatalogError):  # the catalog's errors name the catalog
             raise
         except Exception as exc:
             if not (self.embedded and isinstance(exc, ChromaError)):
@@ -154,6 +154,8 @@ class Vectors:
         try:
             with self.view() as collection:
                 return operation(collection)
+        except (StoreError, CatalogError):
+            raise
         except Exception as exc:
             raise StoreError(f"vector store at {self.where}: cannot {what}: {_line(exc)}") from exc
 
@@ -214,6 +216,18 @@ class Vectors:
             finally:
                 self._release(view)
         return self._max_batch
+
+    def heartbeat(self) -> None:
+        """Check that the store answers and takes our token (listing collections needs it); StoreError if not."""
+        client, system = self._connect()
+        try:
+            client.heartbeat()
+            client.count_collections()
+        except Exception as exc:
+            raise StoreError(f"vector store at {self.where}: does not answer: {_line(exc)}") from exc
+        finally:
+            if system is not None:
+                system.stop()
 
     def lock(self) -> AbstractContextManager[bool]:
         """The home's vectors lock (a no-op for a server): held while changing the vector store's files."""
@@ -393,16 +407,25 @@ def _http_client(store: StoreSettings, chroma_settings: Any) -> ClientAPI:
     import chromadb
 
     url = urlsplit(store.chroma_url or "")
-    headers = {"Authorization": f"Bearer {store.chroma_token.get_secret_value()}"} if store.chroma_token else {}
     return chromadb.HttpClient(
         host=url.hostname or "localhost",
         port=url.port or (443 if url.scheme == "https" else 8000),
         ssl=url.scheme == "https",
-        headers=headers,
+        headers=auth_headers(store),
         tenant=store.chroma_tenant,
         database=store.chroma_database,
         settings=chroma_settings,
     )
+
+
+def auth_headers(settings: StoreSettings) -> dict[str, str]:
+    """The header carrying the Chroma token, as the settings ask: a Bearer token or Chroma's own header."""
+    if settings.chroma_token is None:
+        return {}
+    token = settings.chroma_token.get_secret_value()
+    if settings.chroma_auth_header == "x-chroma-token":
+        return {"X-Chroma-Token": token}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _line(exc: BaseException) -> str:

@@ -15,10 +15,7 @@ from ingest.clock import now_iso
 from ingest.models import Article
 from ingest.storage.catalog import Catalog, Migration
 
-MIGRATIONS = [
-    Migration(
-        "003_web_feeds_http_cache",
-        """
+_FEEDS_HTTP_CACHE = """
         -- feeds followed by `byline watch`; etag/last_modified are stored only after a poll took every entry
         CREATE TABLE feeds (
             url TEXT PRIMARY KEY,
@@ -51,9 +48,9 @@ MIGRATIONS = [
             seen_at TEXT NOT NULL,
             PRIMARY KEY (feed_url, entry_key)
         );
-        """,
-    ),
-]
+        """
+
+MIGRATIONS = [Migration.portable("003_web_feeds_http_cache", _FEEDS_HTTP_CACHE)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,10 @@
-"""The PostgreSQL schema of the lexical (BM25) index, as named migrations: what ingest.storage.postgres_lexical
-reads and its triggers keep in step. See that module for the design."""
+"""The PostgreSQL catalog's own tables, as named migrations with the names of the SQLite catalog's: append new
+ones, never edit old ones (a live database has applied them). The lexical (BM25) index is designed in
+ingest.storage.postgres_lexical. Features that keep state (web, Slack) declare theirs beside their code."""
 
 from __future__ import annotations
+
+from ingest.storage.catalog import Migration
 
 # Characters the default text search parser would read as part of a special token (hyphenated words, signed
 # numbers, decimals, hosts, URLs, paths, e-mail addresses, tags, entities) become spaces, so it yields plain runs of
@@ -18,13 +21,12 @@ def _spaced(expression: str) -> str:
     return expression
 
 
-# (name, SQL script), applied in order, each once.
-LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
-    (
+CORE_MIGRATIONS = [
+    Migration(
         "001_articles_chunks",
-        # The tables the lexical index hangs off, as in the SQLite catalog (plus `source_key`, the outlet as
-        # filters compare it, written by the application: Python's casefold is not PostgreSQL's lower).
-        """
+        # As in the SQLite catalog, plus `source_key`: the outlet as filters compare it, written by the
+        # application (Python's casefold is not PostgreSQL's lower).
+        postgres="""
         CREATE TABLE articles (
             id text PRIMARY KEY,
             title text NOT NULL,
@@ -43,6 +45,12 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX articles_url ON articles (url);
         CREATE INDEX articles_source_key ON articles (source_key);
         CREATE INDEX articles_published ON articles (published_ts);
+        CREATE TABLE article_paths (
+            path text NOT NULL,
+            article_id text NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+            PRIMARY KEY (path, article_id)
+        );
+        CREATE INDEX article_paths_article ON article_paths (article_id);
         CREATE TABLE chunks (
             rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             id text NOT NULL UNIQUE,
@@ -54,18 +62,28 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
             text text NOT NULL,
             token_count integer NOT NULL
         );
-        CREATE INDEX chunks_article ON chunks (collection, article_id);
+        CREATE INDEX chunks_article ON chunks (article_id, collection);
         CREATE TABLE indexed (
             collection text NOT NULL,
             article_id text NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
             hash text NOT NULL,
             PRIMARY KEY (collection, article_id)
         );
+        CREATE INDEX indexed_article ON indexed (article_id);
+        -- articles whose vectors are being written: reconciled with the vector store on the next open
+        CREATE TABLE pending_writes (
+            collection text NOT NULL,
+            article_id text NOT NULL,
+            hash text NOT NULL,
+            started_at text NOT NULL,
+            PRIMARY KEY (collection, article_id)
+        );
         """,
     ),
-    (
-        "002_lexical_bm25",
-        f"""
+    Migration(
+        "004_chunks_fts",
+        # The lexical (BM25) index: see ingest.storage.postgres_lexical.
+        postgres=f"""
         CREATE EXTENSION IF NOT EXISTS unaccent;
         CREATE TEXT SEARCH DICTIONARY byline_porter (TEMPLATE = snowball, Language = porter);
         CREATE TEXT SEARCH CONFIGURATION byline_lexical (PARSER = pg_catalog.default);
@@ -221,6 +239,66 @@ LEXICAL_MIGRATIONS: list[tuple[str, str]] = [
             END $$;
         CREATE TRIGGER articles_lexical_title AFTER UPDATE OF title ON articles
             FOR EACH ROW WHEN (OLD.title IS DISTINCT FROM NEW.title) EXECUTE FUNCTION articles_lexical_title();
+        """,
+    ),
+    Migration(
+        "006_forgotten",
+        postgres="""
+        -- articles removed with `byline forget`: feed polls do not bring them back (an explicit ingest does)
+        CREATE TABLE forgotten (article_id text PRIMARY KEY, forgotten_at text NOT NULL);
+        """,
+    ),
+    Migration(
+        "008_chunk_instruction_like",
+        postgres="""
+        -- 1 when some of the chunk's text reads like instructions to an AI (ingest.injection), 0 when none does,
+        -- NULL for chunks written before this column: the answering side checks those itself
+        ALTER TABLE chunks ADD COLUMN instruction_like integer;
+        """,
+    ),
+    Migration(
+        "009_store_state",
+        postgres="""
+        -- the store's own bookkeeping: the write generation (moved before every change to the vectors, so readers
+        -- holding an older view reopen it) and an unfinished reindex
+        CREATE TABLE store_state (key text PRIMARY KEY, value text NOT NULL);
+        """,
+    ),
+    Migration(
+        "010_chunk_vectors",
+        # Keeping vectors updates chunks: the lexical triggers now re-index only chunks whose lexemes change.
+        postgres="""
+        -- each chunk's vector (float32, little-endian) as the vector store got it, and the hash of the text
+        -- embedded: a damaged vector index is restored from these without embedding again
+        ALTER TABLE chunks ADD COLUMN vector bytea, ADD COLUMN embed_hash text;
+        CREATE OR REPLACE FUNCTION chunks_lexemes() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'UPDATE' AND NEW.text IS NOT DISTINCT FROM OLD.text AND NEW.lexemes <> ''
+                   AND NEW.lexemes IS NOT DISTINCT FROM OLD.lexemes THEN
+                    RETURN NEW;
+                END IF;
+                NEW.lexemes := setweight(byline_lexemes(coalesce(
+                                   (SELECT title FROM articles WHERE id = NEW.article_id), '')), 'A')
+                               || setweight(byline_lexemes(NEW.text), 'D');
+                NEW.lexical_length := byline_token_count(NEW.lexemes);
+                RETURN NEW;
+            END $$;
+        CREATE OR REPLACE FUNCTION chunks_lexical_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM lexical_remove(
+                    array_agg(o.collection), array_agg(o.rowid), array_agg(o.lexemes), array_agg(o.lexical_length)
+                ) FROM old_chunks o JOIN new_chunks n ON n.rowid = o.rowid
+                WHERE (o.collection, o.lexemes, o.lexical_length) IS DISTINCT FROM
+                      (n.collection, n.lexemes, n.lexical_length)
+                HAVING count(*) > 0;
+                PERFORM lexical_add(
+                    array_agg(n.collection), array_agg(n.rowid), array_agg(n.lexemes), array_agg(n.lexical_length)
+                ) FROM old_chunks o JOIN new_chunks n ON n.rowid = o.rowid
+                WHERE (o.collection, o.lexemes, o.lexical_length) IS DISTINCT FROM
+                      (n.collection, n.lexemes, n.lexical_length)
+                HAVING count(*) > 0;
+                RETURN NULL;
+            END $$;
         """,
     ),
 ]
