@@ -22,6 +22,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+from ingest.storage.catalog import CatalogError
+
 BYLINE = Path(sys.executable).with_name("byline")
 QUESTIONS = [
     ("What happened in Magnitogorsk?", None),
@@ -206,9 +208,8 @@ class Run:
 
     def pending(self) -> int:
         try:
-            with sqlite3.connect(f"file:{self.home / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5) as db:
-                return int(db.execute("SELECT count(*) FROM pending_writes").fetchone()[0])
-        except sqlite3.Error:
+            return int(self.checker.catalog.fetch("SELECT count(*) FROM pending_writes")[0][0])
+        except (CatalogError, sqlite3.Error):  # busy, or not created yet
             return 0
 
     # -- checking --------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Several Bylines on one home, as several processes are (each opens its own embedded Chroma instance): a warm
 reader keeps answering, and sees what the others ingest and forget from its next question on; a writer that
 opened the index earlier never saves an older index over a newer one; two ingests of the same articles count
-each article once."""
+each article once. Each runs on both catalogs, SQLite and PostgreSQL (the write generation lives in the catalog)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from catalog_backends import on_both_catalogs
 
 from bot.app import Byline
 from bot.settings import Settings
@@ -46,6 +47,11 @@ NEW = [
         "text": "The Tromsnes night ferry was cancelled for the summer after its engine failed on Tuesday.",
     },
 ]
+
+
+@pytest.fixture
+def seeded(seeded_on_both: Byline) -> Byline:
+    return seeded_on_both
 
 
 def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
@@ -104,6 +110,7 @@ def test_a_reader_reloads_only_after_a_write(seeded: Byline, embedder: Embedder,
     assert reader.store.index._view is not view and view is not None and view.system is None  # old one let go
 
 
+@on_both_catalogs
 def test_a_writer_opened_earlier_keeps_what_another_wrote_meanwhile(
     settings: Settings, embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -119,6 +126,7 @@ def test_a_writer_opened_earlier_keeps_what_another_wrote_meanwhile(
     assert fresh.store.count() == len(fresh.catalog.chunk_ids(fresh.store.collection_name)) >= 3
 
 
+@on_both_catalogs
 def test_two_ingests_of_the_same_articles_at_once_add_each_once(
     settings: Settings, embedder: Embedder, tmp_path: Path
 ) -> None:

@@ -1,6 +1,7 @@
 """The catalog is the source of truth: crash leftovers are marked and swept, a missing or damaged vector index is
 one line naming the repair, `byline reindex` rebuilds the vectors (and resumes when cut short), `byline doctor`
-finds and fixes what is out of step; forget takes any spelling of a path and leaves no text in the home."""
+finds and fixes what is out of step; forget takes any spelling of a path and leaves no text in the home. Each runs
+on both catalogs, SQLite and PostgreSQL (the vectors are the home's embedded Chroma in both)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalog_backends import on_both_catalogs
 from conftest import SEED_JSONL
 from typer.testing import CliRunner
 
@@ -23,6 +25,11 @@ from ingest.storage.store import IndexDamagedError, StoreError
 app = build_app()
 SEED_URL = json.loads(SEED_JSONL.read_text().splitlines()[0])["url"]
 UNIQUE = "The amethyst tortoise recited Portuguese sonnets to the harbour seals at dawn."
+
+
+@pytest.fixture
+def seeded(seeded_on_both: Byline) -> Byline:
+    return seeded_on_both
 
 
 def vector_ids(byline: Byline) -> set[str]:
@@ -44,6 +51,7 @@ def files_holding(home: Path, text: str) -> list[str]:
     return [str(p) for p in home.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
+@on_both_catalogs
 def test_a_crash_after_the_switch_leaves_marked_leftovers_the_next_open_sweeps(
     byline: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,6 +79,7 @@ def test_a_crash_after_the_switch_leaves_marked_leftovers_the_next_open_sweeps(
     assert "4.25 percent" in reopened.ask("What rate did the central bank set?").text
 
 
+@on_both_catalogs
 def test_a_forget_cut_short_is_finished_by_the_next_open(
     byline: Byline, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,8 +174,11 @@ def test_doctor_finds_and_fixes_what_is_out_of_step(seeded: Byline, embedder: Em
     store.delete_vectors(lost)
     orphan = Chunk("c-orphan", 0, 0, 5, "stray", "", 2, content_hash="0" * 64)
     store.put_vectors([orphan], np.ones((1, embedder.dimension), dtype=np.float32), [{"article_id": "c-orphan"}])
-    with seeded.catalog.transaction() as db:
-        db.execute("DELETE FROM chunks_fts WHERE rowid = (SELECT min(rowid) FROM chunks)")
+    with seeded.catalog.transaction() as db:  # one chunk's lexical entries lost
+        if seeded.settings.store.database_url:
+            db.execute("DELETE FROM lexical_postings WHERE chunk = (SELECT min(rowid) FROM chunks)")
+        else:
+            db.execute("DELETE FROM chunks_fts WHERE rowid = (SELECT min(rowid) FROM chunks)")
 
     found = {c.name: c for c in seeded.doctor().checks}
     assert found["vectors match chunks"].figures == {
@@ -185,6 +197,7 @@ def test_doctor_finds_and_fixes_what_is_out_of_step(seeded: Byline, embedder: Em
         assert float(np.dot(vector, before[chunk_id])) > 0.999  # embedded again exactly as ingest did
 
 
+@on_both_catalogs
 def test_forget_takes_any_spelling_of_the_path_and_leaves_no_text_in_the_home(
     byline: Byline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
