@@ -129,6 +129,8 @@ class Run:
         self.figures.ops[kind] += 1
         if kind == "forget":
             self.withdraw(chosen)
+        if kind == "add" and not self.probes:
+            kill = False  # while no new article is being asked about, an add finishes: the askers get one
         process = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if kill and self.kill_at_random_point(process):
             for article in chosen:
