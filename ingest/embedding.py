@@ -16,7 +16,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,14 +69,23 @@ class OnnxGraph:
             out[rows] = self.run(input_ids, attention_mask)
 
 
+@cache
+def openvino_core() -> Any:
+    """The process's one OpenVINO Core. Each Core loads its own CPU plugin, which points the loading thread's
+    signal stack at memory of its own and, when unloaded, back at the one it found there: Cores freed out of
+    the order they were made left the thread pointing at freed memory, and the next signal to it (Ctrl-C)
+    killed the process with a segmentation fault."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 class OpenVinoGraph:
     """Two compilations of one model, each made on first use: one tuned for a single request (a question,
     an answer's sentences), one running several requests at once for bulk work (ingest), ~14% more tokens/s."""
 
     def __init__(self, path: Path, threads: int, precision: str, cache: Path) -> None:
-        import openvino as ov
-
-        self.core = ov.Core()
+        self.core = openvino_core()
         self.path = path
         self.config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads,

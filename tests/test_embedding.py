@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +92,34 @@ def test_openvino_int8_is_quantised_once_and_reused(cache_dir: Path) -> None:
     assert np.allclose(again.embed(TEXTS[:1]), first.embed(TEXTS[:1]), atol=1e-6)
     assert quantised.stat().st_mtime_ns == stamp
     assert not list(quantised.parent.parent.glob(".*"))  # no half-written leftovers
+
+
+def test_two_openvino_embedders_freed_in_the_order_made_leave_ctrl_c_working(cache_dir: Path) -> None:
+    """OpenVINO's CPU plugin swaps the loading thread's signal stack and puts back the one it found when unloaded;
+    one plugin per Embedder, freed first-made-first, left the thread on freed memory and Ctrl-C crashed."""
+    script = textwrap.dedent(
+        f"""
+        import gc, os, signal
+        from ingest.config import EmbeddingSettings
+        from ingest.embedding import Embedder
+        settings = EmbeddingSettings(backend="openvino", precision="fp32", cache_dir={str(cache_dir)!r})
+        first = Embedder(settings)
+        first.embed(["one"])
+        second = Embedder(settings)
+        second.embed(["two"])
+        del first
+        gc.collect()
+        del second
+        gc.collect()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            print("interrupted")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode != -signal.SIGSEGV, done.stderr[-2000:]
+    assert done.returncode == 0 and "interrupted" in done.stdout, done.stderr[-2000:]
 
 
 def test_auto_precision_is_int8_with_openvino_and_fp32_elsewhere() -> None:
