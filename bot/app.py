@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
     from bot.chain import Question
     from bot.retrieval.retriever import BylineRetriever
+    from ingest.maintenance import Diagnosis, ReindexReport
+    from ingest.maintenance import Progress as ReindexProgress
 
 
 class EmptyIndexError(RuntimeError):
@@ -152,6 +154,23 @@ class Byline:
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
         return self.store.forget(refs)
+
+    def reindex(self, progress: ReindexProgress | None = None) -> ReindexReport:
+        """Rebuild the vectors from the catalog's chunk texts (see `ingest.maintenance`)."""
+        from ingest.maintenance import reindex
+
+        return reindex(self.store, self.embedder, progress)
+
+    def doctor(self, *, fix: bool = False) -> Diagnosis:
+        """Check the index against the catalog; with `fix`, repair what can be repaired first."""
+        from ingest.maintenance import doctor
+
+        return doctor(self.store, self.embedder, fix=fix)
+
+    def close(self) -> None:
+        """Let go of the vector store and the catalog (a long-lived process need not call this)."""
+        self.store.close()
+        self.catalog.close()
 
     def recent_articles(self, n: int) -> list[Headline]:
         """The `n` indexed articles published last, newest first (what a list of the latest stories shows)."""

@@ -46,12 +46,9 @@ Unit = tuple[int, int, int]  # (start, end, word pieces) of a sentence, or of a 
 
 def chunk_articles(articles: list[Article], counter: TokenCounter, plan: ChunkPlan) -> list[list[Chunk]]:
     """Chunks for each article, tokenising the sentences of the batch in a few bounded calls."""
-    headers = [chunk_header(a) for a in articles]
-    budgets = []
-    for index, header_tokens in enumerate(counter.token_offsets(headers)):
-        budget = plan.max_tokens - _SPECIAL_TOKENS - len(header_tokens) - 1
-        if budget < 16:  # an absurd title: embed without a header rather than without text
-            headers[index], budget = "", plan.max_tokens - _SPECIAL_TOKENS
+    headers, budgets = [], []
+    for header, budget in _headers_and_budgets(articles, counter, plan):
+        headers.append(header)
         budgets.append(budget)
     units: list[list[Unit]] = [[] for _ in articles]
     spans = (
@@ -65,6 +62,23 @@ def chunk_articles(articles: list[Article], counter: TokenCounter, plan: ChunkPl
         _pack(article, header, article_units, budget, plan.overlap_sentences)
         for article, header, article_units, budget in zip(articles, headers, units, budgets, strict=True)
     ]
+
+
+def embed_headers(articles: list[Article], counter: TokenCounter, plan: ChunkPlan) -> list[str]:
+    """The header each article's chunks are embedded with, as `chunk_articles` decides it."""
+    return [header for header, _ in _headers_and_budgets(articles, counter, plan)]
+
+
+def _headers_and_budgets(articles: list[Article], counter: TokenCounter, plan: ChunkPlan) -> list[tuple[str, int]]:
+    """Per article, the header to embed with its chunks and the word pieces left for text."""
+    headers = [chunk_header(a) for a in articles]
+    found = []
+    for header, header_tokens in zip(headers, counter.token_offsets(headers), strict=True):
+        budget = plan.max_tokens - _SPECIAL_TOKENS - len(header_tokens) - 1
+        if budget < 16:  # an absurd title: embed without a header rather than without text
+            header, budget = "", plan.max_tokens - _SPECIAL_TOKENS
+        found.append((header, budget))
+    return found
 
 
 def _cut(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:

@@ -264,13 +264,14 @@ def _write(
     chunks = [c for r in records for c in r.chunks]
     texts = [c.embed_text for c in chunks]
     hashes = [embed_hash(t) for t in texts]
-    # An edited file gets a new content id: its previous version goes, and it counts as an update.
-    superseded = {
-        r.article.id: store.superseded(r.article.path, r.article.id) if r.article.whole_file and r.article.path else []
-        for r in records
-    }
+    # An edited file gets a new content id: its previous version's vectors are reused where the text is the same.
     earlier = [r.article.id for r in records if r.replaces]
-    earlier += [old for olds in superseded.values() for old in olds]
+    earlier += [
+        old
+        for r in records
+        if r.article.whole_file and r.article.path
+        for old in store.superseded(r.article.path, r.article.id)
+    ]
     kept = store.vectors_by_embed_hash(earlier, set(hashes)) if earlier else {}
     todo = [i for i, h in enumerate(hashes) if h not in kept]
     vectors = np.empty((len(chunks), embedder.dimension), dtype=np.float32)
@@ -294,16 +295,19 @@ def _write(
             batch.embedded(todo[done] if done < len(todo) else len(chunks), len(rows), seconds)
     if batch:
         batch.writing()
-    store.write([(r.article, r.chunks) for r in records], vectors, hashes)
+    # The store looks again under its write lock: what another process wrote meanwhile comes back unchanged.
+    outcomes = store.write([(r.article, r.chunks) for r in records], vectors, hashes)
     for record in records:
-        article, replaces = record.article, record.replaces
-        if superseded[article.id]:
-            store.forget(superseded[article.id])
-            replaces = True
+        article, outcome = record.article, outcomes[record.article.id]
+        if outcome == "unchanged":
+            if article.id not in counted:
+                report.unchanged += 1
+                counted.add(article.id)
+            continue
         if article.id not in counted:
             counted.add(article.id)
-            report.updated += replaces
-            report.added += not replaces
+            report.updated += outcome == "updated"
+            report.added += outcome == "added"
         report.chunks += len(record.chunks)
         report.tokens += sum(c.token_count for c in record.chunks)
     report.reused_chunks += len(chunks) - len(todo)

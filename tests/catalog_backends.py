@@ -8,7 +8,8 @@ cheaper than migrating).
 - `backend_env`: sets BYLINE_STORE_DATABASE_URL for the postgresql run, so Bylines built from the environment
   use that catalog; put `pytestmark = pytest.mark.usefixtures("backend_env")` in a module to run all of it twice;
 - `PreparedIndex` and `prepared_copy`: an index built once (a home and, for PostgreSQL, a template database),
-  copied for each test.
+  copied for each test;
+- `seeded_on_both`: a Byline over a copy of the seeded index, on each catalog (`seeded_index`, per module).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 import pytest
 from postgres_server import PostgresServer
 
+from bot.app import Byline
+from bot.settings import load_settings
 from ingest.storage.catalog import Catalog
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -140,3 +143,22 @@ def prepared_copy(prepared: PreparedIndex, target: Path, request: pytest.Fixture
         name, url = clone(server, prepared.database)
         request.addfinalizer(lambda: server.drop_database(name))
         monkeypatch.setenv(DATABASE_ENV, url)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def seeded_index(
+    request: pytest.FixtureRequest, seeded_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> PreparedIndex:
+    """The seed articles indexed once, on each catalog: the session's seeded home, and for PostgreSQL that home
+    moved onto a template database of the module's own."""
+    if request.param == "sqlite":
+        return PreparedIndex(seeded_home)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return prepare_on_postgres(server, seeded_home, tmp_path_factory.mktemp("seeded-postgresql") / "home")
+
+
+@pytest.fixture
+def seeded_on_both(seeded_index: PreparedIndex, tmp_path: Path, request: pytest.FixtureRequest) -> Byline:
+    """A Byline over a private copy of the seeded index on the module's catalog, sharing the session's model."""
+    prepared_copy(seeded_index, tmp_path / "seeded-home", request)
+    return Byline(load_settings(), embedder=request.getfixturevalue("embedder"))

@@ -18,7 +18,7 @@ import ingest.storage.sqlite
 from bot.retrieval.lexical import query_terms
 from ingest.models import Article, Chunk, SearchFilters
 from ingest.storage import postgres_lexical
-from ingest.storage.catalog import LexicalQuery, Migration
+from ingest.storage.catalog import LexicalQuery, Migration, StoredVector
 from ingest.storage.postgres import PostgresCatalog
 from ingest.storage.postgres_articles import write_articles
 from ingest.storage.postgres_schema import CORE_MIGRATIONS
@@ -270,6 +270,23 @@ def test_index_stays_in_step_through_updates_deletes_titles_and_rollbacks(
     assert pg.execute("SELECT count(*) FROM lexical_postings").fetchone() == before
     assert pg_search(pg, ["entirely"], 5) == []
     assert_in_step(pg)
+
+
+def test_keeping_vectors_leaves_the_lexical_index_alone(pg_catalog: PostgresCatalog, pg: psycopg.Connection) -> None:
+    pg_catalog.commit_articles(COLLECTION, CORPUS)
+    postings = pg.execute("SELECT term_id, chunk, xmin::text FROM lexical_postings ORDER BY 1, 2").fetchall()
+    chunk_ids = sorted(pg_catalog.chunk_ids(COLLECTION))
+    pg_catalog.store_vectors(COLLECTION, [(c, StoredVector(b"\x00\x00\x80\x3f", "h")) for c in chunk_ids])
+    assert pg_catalog.chunks_without_vectors(COLLECTION) == []
+    # the same posting rows, not rewritten (their row versions unchanged), and totals as they were
+    assert pg.execute("SELECT term_id, chunk, xmin::text FROM lexical_postings ORDER BY 1, 2").fetchall() == postings
+    assert_in_step(pg)
+    assert pg_catalog.lexical_gaps() == (len(chunk_ids), len(chunk_ids), 0) and pg_catalog.integrity_problems() == []
+
+    # a text edit in the same statement as a vector is still re-indexed
+    pg.execute("UPDATE chunks SET text = 'Ferries keep running.', vector = NULL WHERE id LIKE 'bridge:%:1'")
+    assert_in_step(pg)
+    assert pg_search(pg, ["ferries"], 5)[0][0].startswith("bridge:")
 
 
 def test_superseded_versions_and_other_collections_are_not_returned(

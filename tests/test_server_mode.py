@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
-from chroma_server import running_chroma
+from chroma_server import CHROMA, running_chroma, start_chroma, stop
 from conftest import SEED_ARTICLE, SEED_JSONL, free_port
 
 from bot.app import Byline
 from bot.settings import Settings, load_settings
 from ingest.embedding import Embedder
+from ingest.models import SearchFilters
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -142,3 +145,65 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     asked = subprocess.run([str(BYLINE), "ask", "Anything?"], env=env, capture_output=True, text=True, timeout=120)
     assert asked.returncode == 1
     assert asked.stderr.startswith("error: ") and url in asked.stderr and "Traceback" not in asked.stderr
+
+
+def test_a_warm_reader_sees_what_another_process_ingests_through_the_server(
+    chroma_url: str, settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    reader = byline_at(settings.home, embedder)
+    reader.ingest([str(SEED_ARTICLE)])
+    assert reader.ask("Why did Jack Dorsey call Ilhan Omar?").citations  # warm
+    news = tmp_path / "news.jsonl"
+    news.write_text(
+        json.dumps(
+            {
+                "url": "https://gamma.example/glacier",
+                "date": "2019-07-05",
+                "title": "Glacier shrinks by record",
+                "text": "The Brennvik glacier lost 62 metres of length this year, the largest retreat measured.",
+            }
+        )
+        + "\n"
+    )
+    env = {**os.environ, "BYLINE_STORE_CHROMA_URL": chroma_url}
+    done = subprocess.run([str(BYLINE), "ingest", str(news)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    july = SearchFilters(since=date(2019, 7, 1))
+    answer = reader.ask("How much did the Brennvik glacier shrink?", filters=july)
+    assert [c.url for c in answer.citations] == ["https://gamma.example/glacier"]
+
+
+def test_forget_through_a_server_leaves_the_text_only_in_the_servers_free_pages(
+    tmp_path: Path, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guarantee in server mode: nothing in the home; in the server's live tables and log, nothing; its
+    database file keeps the text in free pages until the operator runs `chroma vacuum` on it."""
+    data = tmp_path / "chroma-server"
+    server, url = start_chroma(data)
+    monkeypatch.setenv("BYLINE_STORE_CHROMA_URL", url)
+    sentence = "The amethyst tortoise recited Portuguese sonnets to the harbour seals at dawn."
+    story = tmp_path / "story.md"
+    story.write_text(f"Tortoise poetry\n\nA keeper reported an unusual morning. {sentence} Visitors applauded.\n")
+    try:
+        byline = byline_at(settings.home, embedder)
+        byline.ingest([str(story), str(SEED_ARTICLE)])
+        assert byline.forget([str(story)])[0]
+        assert not holding(settings.home, sentence)
+        database = sqlite3.connect(data / "chroma.sqlite3")
+        live = database.execute(
+            """SELECT (SELECT count(*) FROM embeddings_queue WHERE metadata LIKE '%amethyst%')
+                    + (SELECT count(*) FROM embedding_metadata WHERE string_value LIKE '%amethyst%')"""
+        ).fetchone()[0]
+        database.close()
+        assert live == 0
+    finally:
+        stop(server)
+    vacuum = subprocess.run(
+        [str(CHROMA), "vacuum", "--path", str(data), "--force"], capture_output=True, text=True, timeout=120
+    )
+    assert vacuum.returncode == 0, vacuum.stderr
+    assert not holding(data, sentence)
+
+
+def holding(folder: Path, text: str) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]

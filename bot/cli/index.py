@@ -91,10 +91,12 @@ def forget(
     ctx: typer.Context,
     refs: Annotated[list[str], typer.Argument(metavar="REF", help="Article ids, URLs or file paths.")],
 ) -> None:
-    """Remove articles from the index.
+    """Remove articles from the index; their text leaves every file of the home.
 
     Example: byline forget seeds/the-hill-dorsey-omar.txt
     """
+    if not all(ref.strip() for ref in refs):
+        fail("forget takes article ids, URLs or file paths, not an empty string", 2)
     settings = settings_from(ctx)
     with user_errors():
         removed, missing = common.open_byline(settings).forget(refs)

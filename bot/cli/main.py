@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import ask, catalog, chat, index, slack, web
+from bot.cli import ask, catalog, chat, index, slack, upkeep, web
 from bot.cli.help import BylineGroup
 
 COMMANDS_GROUP = "byline.commands"
@@ -48,7 +48,7 @@ def build_app() -> typer.Typer:
         app.command()(command)
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         entry.load()(app)
-    for module in (web, slack, chat, catalog):
+    for module in (web, slack, chat, catalog, upkeep):
         module.register(app)
     return app
 

@@ -11,10 +11,11 @@ declare their tables as `Migration`s carrying the DDL of each backend.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +67,32 @@ class ChunkRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredVector:
+    """A chunk's vector as the vector store got it (float32, little-endian) and the hash of the text embedded."""
+
+    vector: bytes
+    embed_hash: str | None = None
+
+
+# The hash a pending row carries when the article is being removed, not rewritten.
+DELETING = ""
+# The store_state key of the write generation (see Catalog.generation).
+GENERATION = "generation"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """A write to the vectors that was started and not yet finished (or a leftover of one that died).
+
+    `indexed_hash` is the version the catalog holds now (None: no version), `delete` says the article was being
+    removed: finishing means removing it from the catalog too."""
+
+    article_id: str
+    indexed_hash: str | None
+    delete: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LexicalQuery:
     """A BM25 search: chunks matching any of `terms` (each matched as the phrase of its word pieces, never as
     query syntax), the best `n`, within `filters`. A title match weighs `title_weight` against one in the text; in
@@ -101,11 +128,17 @@ class Statements(Protocol):
 
 
 def ref_spellings(ref: str) -> set[str]:
-    """The values `Catalog.resolve` looks for: the reference as given, and a URL normalised or a path with `~`
-    expanded."""
+    """The values `Catalog.resolve` looks for: the reference as given, and a URL normalised or the ways a file
+    may have been named when it was ingested: with `~` expanded, absolute, with links resolved, and relative to
+    the working directory."""
     if ref.startswith(("http://", "https://")):
         return {ref, normalise_url(ref)}
-    return {ref, str(Path(ref).expanduser())}
+    path = Path(ref).expanduser()
+    absolute = path.absolute()
+    spellings = {ref, str(path), str(absolute), str(absolute.resolve())}
+    with suppress(ValueError):  # on another drive (Windows)
+        spellings.add(os.path.relpath(absolute))
+    return spellings
 
 
 class CatalogError(RuntimeError):
@@ -150,18 +183,48 @@ class Catalog(ABC):
         """The content hash each of these articles' vectors hold in `collection`, for those indexed."""
 
     @abstractmethod
-    def mark_pending(self, collection: str, articles: Sequence[Article]) -> None: ...
+    def mark_pending(self, collection: str, articles: Sequence[Article], *, delete: Sequence[str] = ()) -> None:
+        """Mark these articles' vectors as being written, and the `delete` ones as being removed."""
 
     @abstractmethod
-    def pending(self, collection: str) -> list[tuple[str, str | None]]:
-        """(article id, the hash its vectors should have now, None if it should have none)."""
+    def pending(self, collection: str) -> list[PendingWrite]: ...
 
     @abstractmethod
-    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None: ...
+    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
+        """The writes to these articles' vectors are finished: old vectors gone, new ones in."""
 
     @abstractmethod
-    def commit_articles(self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]) -> list[str]:
-        """Switch the catalog to the new versions in one transaction; returns the replaced chunk ids."""
+    def commit_articles(
+        self,
+        collection: str,
+        written: Sequence[tuple[Article, Sequence[Chunk]]],
+        vectors: Sequence[StoredVector] = (),
+        *,
+        retire: Sequence[str] = (),
+    ) -> list[str]:
+        """Switch the catalog to the new versions in one transaction, keeping each chunk's vector (`vectors`, one
+        per chunk in order; none kept when empty); returns the replaced chunk ids.
+
+        `retire` names articles the new versions replace (older versions of the same file): they leave the
+        catalog in the same transaction, marked pending for removal. Everything stays pending: the caller clears
+        the marks once the replaced vectors are deleted, so a crash in between leaves them for the next open."""
+
+    @abstractmethod
+    def generation(self) -> int:
+        """The write generation: it moves before every change to the vectors, so a reader holding an older view
+        of them knows to reopen it."""
+
+    @abstractmethod
+    def bump_generation(self) -> int:
+        """Move the write generation on; returns the new value."""
+
+    @abstractmethod
+    def state(self, key: str) -> str | None:
+        """A value of the store's own bookkeeping (such as an unfinished reindex), None when unset."""
+
+    @abstractmethod
+    def set_state(self, key: str, value: str | None) -> None:
+        """Set (or with None remove) a value of the store's bookkeeping."""
 
     @abstractmethod
     def remember_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -179,11 +242,58 @@ class Catalog(ABC):
     def forgotten(self, article_ids: Sequence[str]) -> set[str]:
         """Those of `article_ids` removed with forget and not ingested again since."""
 
+    @abstractmethod
+    def purge_deleted(self) -> None:
+        """Leave no copy of deleted rows in the database's files (free pages, journal, index segments)."""
+
+    # -- checking and rebuilding ------------------------------------------------------------------------
+
+    @abstractmethod
+    def integrity_problems(self) -> list[str]:
+        """What the database's own integrity check reports; empty when it is sound."""
+
+    @abstractmethod
+    def chunk_count(self, collection: str) -> int:
+        """How many chunks `collection` has in the catalog (as many vectors as it should hold)."""
+
+    @abstractmethod
+    def chunk_ids(self, collection: str) -> set[str]:
+        """Ids of the current chunks: the vectors `collection` should hold, no more, no fewer."""
+
+    @abstractmethod
+    def indexed_article_ids(self, collection: str) -> list[str]:
+        """Ids of the articles indexed in `collection`, sorted."""
+
+    @abstractmethod
+    def indexed_chunks(self, collection: str, article_ids: Sequence[str]) -> list[tuple[Article, list[Chunk]]]:
+        """These indexed articles with their current chunks in order (chunk headers are not kept: empty)."""
+
+    @abstractmethod
+    def stored_vectors(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, StoredVector]:
+        """The vectors kept for these chunks (those that have one), by chunk id."""
+
+    @abstractmethod
+    def store_vectors(self, collection: str, vectors: Iterable[tuple[str, StoredVector]]) -> None:
+        """Keep these (chunk id, vector) pairs, replacing what was kept."""
+
+    @abstractmethod
+    def chunks_without_vectors(self, collection: str) -> list[str]:
+        """Ids of chunks with no vector kept (written before vectors were kept, say)."""
+
+    @abstractmethod
+    def lexical_gaps(self) -> tuple[int, int, int]:
+        """(chunks, lexical rows, rows out of step: missing or left over) for the lexical index."""
+
+    @abstractmethod
+    def repair_lexical(self) -> int:
+        """Add the missing lexical rows and drop the leftover ones; returns how many rows changed."""
+
     # -- reading ----------------------------------------------------------------------------------------
 
     @abstractmethod
     def resolve(self, ref: str) -> list[str]:
-        """Article ids matching an id, a URL or a file path."""
+        """Article ids matching an id, a URL or a file path (relative, absolute or with `~`: any spelling of
+        the same file)."""
 
     @abstractmethod
     def article(self, article_id: str) -> Article | None:

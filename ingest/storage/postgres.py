@@ -32,12 +32,14 @@ from ingest.storage.catalog import (
     LexicalQuery,
     Migration,
     Row,
+    StoredVector,
     ref_spellings,
 )
 from ingest.storage.postgres_articles import write_articles
 from ingest.storage.postgres_connections import ConnectionPool, PoolExhausted
 from ingest.storage.postgres_import import MIGRATION_LOCK, TRANSACTION_LOCK, PostgresImport, row
 from ingest.storage.postgres_schema import CORE_MIGRATIONS
+from ingest.storage.postgres_upkeep import PostgresUpkeep
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -102,7 +104,7 @@ class _Statements:
         return self.conn.execute(pg_sql(sql), params).fetchall()
 
 
-class PostgresCatalog(PostgresImport, Catalog):
+class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
     """The catalog in a PostgreSQL database (14 or later, with the `unaccent` extension from contrib)."""
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
@@ -240,37 +242,16 @@ class PostgresCatalog(PostgresImport, Catalog):
         )
         return {row[0]: row[1] for row in rows}
 
-    def mark_pending(self, collection: str, articles: Sequence[Article]) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                """INSERT INTO pending_writes
-                   SELECT %s, u.id, u.hash, %s FROM unnest(%s::text[], %s::text[]) AS u (id, hash)
-                   ON CONFLICT (collection, article_id) DO UPDATE
-                       SET hash = excluded.hash, started_at = excluded.started_at""",
-                _pending_rows(collection, articles),
-            )
-
-    def pending(self, collection: str) -> list[tuple[str, str | None]]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                """SELECT p.article_id, i.hash FROM pending_writes p
-                   LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
-                   WHERE p.collection = %s""",
-                (collection,),
-            ).fetchall()
-        )
-        return [(row[0], row[1]) for row in rows]
-
-    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "DELETE FROM pending_writes WHERE collection = %s AND article_id = ANY(%s)",
-                (collection, list(article_ids)),
-            )
-
-    def commit_articles(self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]) -> list[str]:
+    def commit_articles(
+        self,
+        collection: str,
+        written: Sequence[tuple[Article, Sequence[Chunk]]],
+        vectors: Sequence[StoredVector] = (),
+        *,
+        retire: Sequence[str] = (),
+    ) -> list[str]:
         with self._transaction("switch articles") as conn:
-            return write_articles(conn, collection, written)
+            return write_articles(conn, collection, written, vectors, retire=retire)
 
     def remember_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
         paths, ids = _columns(list(pairs), 2)
@@ -437,11 +418,6 @@ def _unlock(conn: Connection[Any], key: int) -> None:
         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
     except psycopg.Error:
         conn.close()  # the session is gone, and its lock with it; the pool drops a closed connection
-
-
-def _pending_rows(collection: str, articles: Sequence[Article]) -> tuple[object, ...]:
-    latest = {a.id: a.content_hash for a in articles}
-    return (collection, now_iso(), list(latest), list(latest.values()))
 
 
 def _columns(rows: Sequence[Sequence[str]], width: int) -> list[list[str]]:

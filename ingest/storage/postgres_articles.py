@@ -8,20 +8,41 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk, source_key
+from ingest.storage.catalog import DELETING, StoredVector
 
 if TYPE_CHECKING:
     from psycopg import Connection
 
 
 def write_articles(
-    conn: Connection[Any], collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]
+    conn: Connection[Any],
+    collection: str,
+    written: Sequence[tuple[Article, Sequence[Chunk]]],
+    vectors: Sequence[StoredVector] = (),
+    *,
+    retire: Sequence[str] = (),
 ) -> list[str]:
-    """Catalog.commit_articles inside the caller's transaction: the catalog switched to these article versions;
-    returns the replaced chunk ids."""
-    latest = {article.id: (article, chunks) for article, chunks in written}  # a repeated article: the last wins
+    """Catalog.commit_articles inside the caller's transaction: the catalog switched to these article versions,
+    each chunk's vector kept (none when `vectors` is empty), the `retire`d articles gone and marked pending for
+    removal; returns the replaced chunk ids. The pending marks stay: the store clears them."""
+    if vectors and len(vectors) != sum(len(chunks) for _, chunks in written):
+        raise ValueError("one vector per chunk expected")
+    kept = iter(vectors)
+    latest: dict[str, tuple[Article, list[tuple[Chunk, StoredVector | None]]]] = {}
+    for article, article_chunks in written:  # a repeated article: the last wins
+        latest[article.id] = (article, [(c, next(kept) if vectors else None) for c in article_chunks])
     articles = [article for article, _ in latest.values()]
     ids = list(latest)
-    chunks = [chunk for _, article_chunks in latest.values() for chunk in article_chunks]
+    pairs = [pair for _, article_pairs in latest.values() for pair in article_pairs]
+    chunks = [chunk for chunk, _ in pairs]
+    if retire:
+        conn.execute(
+            """INSERT INTO pending_writes SELECT %s, u.id, %s, %s FROM unnest(%s::text[]) AS u (id)
+               ON CONFLICT (collection, article_id) DO UPDATE
+                   SET hash = excluded.hash, started_at = excluded.started_at""",
+            (collection, DELETING, now_iso(), sorted(set(retire))),
+        )
+        conn.execute("DELETE FROM articles WHERE id = ANY(%s)", (list(retire),))
     replaced = [
         row[0]
         for row in conn.execute(
@@ -31,11 +52,13 @@ def write_articles(
     _upsert_articles(conn, articles)  # before the chunks: their lexical trigger reads the title
     conn.execute(
         """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text, token_count,
-               instruction_like)
+               instruction_like, vector, embed_hash)
            SELECT u.id, %s, u.article_id, u.position, u.start_char, u.end_char, u.text, u.token_count,
-               u.instruction_like
-           FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::int[], %s::int[])
-               AS u (id, article_id, position, start_char, end_char, text, token_count, instruction_like)""",
+               u.instruction_like, u.vector, u.embed_hash
+           FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::int[], %s::int[],
+                       %s::bytea[], %s::text[])
+               AS u (id, article_id, position, start_char, end_char, text, token_count, instruction_like, vector,
+                     embed_hash)""",
         (
             collection,
             [c.id for c in chunks],
@@ -46,6 +69,8 @@ def write_articles(
             [c.text for c in chunks],
             [c.token_count for c in chunks],
             [int(c.instruction_like) for c in chunks],
+            [v.vector if v else None for _, v in pairs],
+            [v.embed_hash if v else None for _, v in pairs],
         ),
     )
     conn.execute(
@@ -58,7 +83,6 @@ def write_articles(
            ON CONFLICT DO NOTHING""",
         ([a.path for a in articles if a.path], [a.id for a in articles if a.path]),
     )
-    conn.execute("DELETE FROM pending_writes WHERE collection = %s AND article_id = ANY(%s)", (collection, ids))
     conn.execute("DELETE FROM forgotten WHERE article_id = ANY(%s)", (ids,))  # ingested again on purpose
     new_ids = {c.id for c in chunks}
     return [chunk_id for chunk_id in replaced if chunk_id not in new_ids]

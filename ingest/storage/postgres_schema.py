@@ -256,4 +256,49 @@ CORE_MIGRATIONS = [
         ALTER TABLE chunks ADD COLUMN instruction_like integer;
         """,
     ),
+    Migration(
+        "009_store_state",
+        postgres="""
+        -- the store's own bookkeeping: the write generation (moved before every change to the vectors, so readers
+        -- holding an older view reopen it) and an unfinished reindex
+        CREATE TABLE store_state (key text PRIMARY KEY, value text NOT NULL);
+        """,
+    ),
+    Migration(
+        "010_chunk_vectors",
+        # Keeping vectors updates chunks: the lexical triggers now re-index only chunks whose lexemes change.
+        postgres="""
+        -- each chunk's vector (float32, little-endian) as the vector store got it, and the hash of the text
+        -- embedded: a damaged vector index is restored from these without embedding again
+        ALTER TABLE chunks ADD COLUMN vector bytea, ADD COLUMN embed_hash text;
+        CREATE OR REPLACE FUNCTION chunks_lexemes() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'UPDATE' AND NEW.text IS NOT DISTINCT FROM OLD.text AND NEW.lexemes <> ''
+                   AND NEW.lexemes IS NOT DISTINCT FROM OLD.lexemes THEN
+                    RETURN NEW;
+                END IF;
+                NEW.lexemes := setweight(byline_lexemes(coalesce(
+                                   (SELECT title FROM articles WHERE id = NEW.article_id), '')), 'A')
+                               || setweight(byline_lexemes(NEW.text), 'D');
+                NEW.lexical_length := byline_token_count(NEW.lexemes);
+                RETURN NEW;
+            END $$;
+        CREATE OR REPLACE FUNCTION chunks_lexical_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM lexical_remove(
+                    array_agg(o.collection), array_agg(o.rowid), array_agg(o.lexemes), array_agg(o.lexical_length)
+                ) FROM old_chunks o JOIN new_chunks n ON n.rowid = o.rowid
+                WHERE (o.collection, o.lexemes, o.lexical_length) IS DISTINCT FROM
+                      (n.collection, n.lexemes, n.lexical_length)
+                HAVING count(*) > 0;
+                PERFORM lexical_add(
+                    array_agg(n.collection), array_agg(n.rowid), array_agg(n.lexemes), array_agg(n.lexical_length)
+                ) FROM old_chunks o JOIN new_chunks n ON n.rowid = o.rowid
+                WHERE (o.collection, o.lexemes, o.lexical_length) IS DISTINCT FROM
+                      (n.collection, n.lexemes, n.lexical_length)
+                HAVING count(*) > 0;
+                RETURN NULL;
+            END $$;
+        """,
+    ),
 ]

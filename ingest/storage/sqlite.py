@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from more_itertools import batched
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk, source_key
 from ingest.storage.catalog import (
+    DELETING,
     Catalog,
     CatalogError,
     ChunkRow,
@@ -28,10 +30,12 @@ from ingest.storage.catalog import (
     LexicalQuery,
     Migration,
     Row,
+    StoredVector,
     ref_spellings,
 )
 from ingest.storage.sqlite_export import SQLiteExport
-from ingest.storage.sqlite_schema import CORE_MIGRATIONS
+from ingest.storage.sqlite_schema import CORE_MIGRATIONS, statements
+from ingest.storage.sqlite_upkeep import SQLiteUpkeep
 
 # Below this many chunks every query term is scored: BM25 is fast there, and small collections have few
 # truly common words.
@@ -59,7 +63,7 @@ class _Statements:
         return [tuple(row) for row in self.conn.execute(sql, params)]
 
 
-class SQLiteCatalog(SQLiteExport, Catalog):
+class SQLiteCatalog(SQLiteUpkeep, SQLiteExport, Catalog):
     """`catalog.sqlite` under BYLINE_HOME; one connection, shared by this process's threads under a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -75,6 +79,8 @@ class SQLiteCatalog(SQLiteExport, Catalog):
         self._chunk_count: tuple[tuple[int, int], int] | None = None  # (database version, chunks then)
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are overwritten, not left in free pages: a forgotten article leaves no text behind.
+        self.conn.execute("PRAGMA secure_delete=ON")
         # The source filter compares outlets exactly as the vector store's metadata does.
         self.conn.create_function("source_key", 1, source_key, deterministic=True)
         self.apply_migrations(CORE_MIGRATIONS)
@@ -103,7 +109,7 @@ class SQLiteCatalog(SQLiteExport, Catalog):
             with self._transaction() as db:
                 if db.execute("SELECT 1 FROM migrations WHERE name = ?", (migration.name,)).fetchone():
                     continue  # another process applied it meanwhile
-                for statement in _statements(migration.sqlite):
+                for statement in statements(migration.sqlite):
                     db.execute(statement)
                 db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.name, now_iso()))
             applied.append(migration.name)
@@ -159,36 +165,25 @@ class SQLiteCatalog(SQLiteExport, Catalog):
                 found.update({row[0]: row[1] for row in rows})
         return found
 
-    def mark_pending(self, collection: str, articles: Sequence[Article]) -> None:
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)",
-                [(collection, a.id, a.content_hash, now_iso()) for a in articles],
-            )
-
-    def pending(self, collection: str) -> list[tuple[str, str | None]]:
-        """(article id, the hash its vectors should have now, None if it should have none)."""
-        with self._lock:
-            rows = self.conn.execute(
-                """SELECT p.article_id, i.hash FROM pending_writes p
-                   LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
-                   WHERE p.collection = ?""",
-                (collection,),
-            ).fetchall()
-        return [(row[0], row[1]) for row in rows]
-
-    def clear_pending(self, collection: str, article_ids: Sequence[str]) -> None:
-        with self._transaction() as db:
-            db.executemany(
-                "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
-                [(collection, a) for a in article_ids],
-            )
-
-    def commit_articles(self, collection: str, written: Sequence[tuple[Article, Sequence[Chunk]]]) -> list[str]:
-        """Switch the catalog to the new versions in one transaction; returns the replaced chunk ids."""
+    def commit_articles(
+        self,
+        collection: str,
+        written: Sequence[tuple[Article, Sequence[Chunk]]],
+        vectors: Sequence[StoredVector] = (),
+        *,
+        retire: Sequence[str] = (),
+    ) -> list[str]:
+        if vectors and len(vectors) != sum(len(chunks) for _, chunks in written):
+            raise ValueError("one vector per chunk expected")
+        kept: Iterator[StoredVector | None] = iter(vectors) if vectors else repeat(None)
         now = now_iso()
         replaced: list[str] = []
         with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO pending_writes VALUES (?, ?, ?, ?)",
+                [(collection, article_id, DELETING, now) for article_id in retire],
+            )
+            db.executemany("DELETE FROM articles WHERE id = ?", [(article_id,) for article_id in retire])
             for article, chunks in written:
                 replaced += [
                     row[0]
@@ -201,7 +196,7 @@ class SQLiteCatalog(SQLiteExport, Catalog):
                 self._upsert_article(db, article, now)
                 db.executemany(
                     """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text,
-                       token_count, instruction_like) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       token_count, instruction_like, vector, embed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [
                         (
                             c.id,
@@ -213,17 +208,15 @@ class SQLiteCatalog(SQLiteExport, Catalog):
                             c.text,
                             c.token_count,
                             int(c.instruction_like),
+                            v.vector if v else None,
+                            v.embed_hash if v else None,
                         )
-                        for c in chunks
+                        for c, v in zip(chunks, kept, strict=False)
                     ],
                 )
                 db.execute(
                     "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?)",
                     (collection, article.id, article.content_hash),
-                )
-                db.execute(
-                    "DELETE FROM pending_writes WHERE collection = ? AND article_id = ?",
-                    (collection, article.id),
                 )
                 db.execute("DELETE FROM forgotten WHERE article_id = ?", (article.id,))  # ingested again on purpose
         new_ids = {c.id for _, chunks in written for c in chunks}
@@ -492,16 +485,3 @@ class SQLiteCatalog(SQLiteExport, Catalog):
             "pending_writes": pending,
             "instruction_like_chunks": instruction_like,
         }
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a script into statements; sqlite3.complete_statement keeps trigger bodies whole."""
-    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
-    statements, current = [], ""
-    for part in body.split(";"):
-        current += part + ";"
-        if sqlite3.complete_statement(current):
-            if current.strip(" \n;"):
-                statements.append(current.strip())
-            current = ""
-    return statements

@@ -3,6 +3,8 @@ has applied them). Features that keep state (web, Slack) declare theirs beside t
 
 from __future__ import annotations
 
+import sqlite3
+
 from ingest.storage.catalog import Migration
 
 CORE_MIGRATIONS = [
@@ -100,4 +102,34 @@ CORE_MIGRATIONS = [
         ALTER TABLE chunks ADD COLUMN instruction_like INTEGER;
         """,
     ),
+    Migration(
+        "009_store_state",
+        """
+        -- the store's own bookkeeping: the write generation (moved before every change to the vectors, so readers
+        -- holding an older view reopen it) and an unfinished reindex
+        CREATE TABLE store_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
+    Migration(
+        "010_chunk_vectors",
+        """
+        -- each chunk's vector (float32, little-endian) as the vector store got it, and the hash of the text
+        -- embedded: a damaged vector index is restored from these without embedding again
+        ALTER TABLE chunks ADD COLUMN vector BLOB;
+        ALTER TABLE chunks ADD COLUMN embed_hash TEXT;
+        """,
+    ),
 ]
+
+
+def statements(sql: str) -> list[str]:
+    """Split a script into statements; sqlite3.complete_statement keeps trigger bodies whole."""
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    statements, current = [], ""
+    for part in body.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements

@@ -1,44 +1,62 @@
 """The index: a Chroma collection of chunk vectors beside the catalog, kept in step.
 
-Write order keeps every article whole: mark pending in the catalog, upsert the new version's vectors (ids carry
-the content hash, so they sit beside the old ones), switch the catalog over in one transaction, then delete the
-old vectors. A crash at any point leaves the old or the new version readable; `reconcile` sweeps leftovers.
-A writer holds the catalog's write lock from the pending mark to the end, so another process opening the index
-(an asker, a second ingest) never mistakes a write in flight for a dead one's leftovers.
+The catalog is the source of truth; the vectors can always be rebuilt from its chunk texts (`byline reindex`).
+Write order keeps every article whole and leaves nothing unmarked: mark the articles pending in the catalog, upsert
+the new versions' vectors (ids carry the content hash, so they sit beside the old ones), switch the catalog over in
+one transaction (older versions of the same file leave it in that transaction too), delete the vectors of the
+versions replaced, and only then clear the pending marks. A crash at any point leaves the old or the new version
+readable, and the article marked: the next open finishes the job (`_reconcile`). Forget goes the same way: marked,
+out of the catalog, vectors deleted, mark cleared; a forget cut short is finished by the next open.
+
+A writer holds the catalog's write lock from its pending marks to the end, so another process opening the index
+(an asker, a second ingest) never mistakes a write in flight for a dead one's leftovers, and a second ingest of the
+same articles finds them already written. How a long-running reader sees other processes' writes: see
+`ingest.storage.vectors`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import threading
 import time
-from collections.abc import Callable, Sequence
-from functools import cached_property
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from more_itertools import batched
 
 from ingest.chunking import ChunkPlan
 from ingest.config import StoreSettings
-from ingest.models import Article, Chunk, SearchFilters, source_key
-from ingest.storage.catalog import Catalog, ChunkRow, Headline, LexicalQuery
+from ingest.models import Article, Chunk, SearchFilters
+from ingest.storage.catalog import Catalog, ChunkRow, Headline, LexicalQuery, PendingWrite, StoredVector
+from ingest.storage.kept import keep_vectors, refill
+from ingest.storage.vectors import (
+    COLLECTION_PREFIX,
+    IndexDamagedError,
+    StoreError,
+    Vectors,
+    chroma_where,
+    chunk_metadata,
+    vector_bytes,
+)
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
-    from chromadb.api.models.Collection import Collection
     from chromadb.api.types import GetResult
 
-T = TypeVar("T")
+__all__ = ["CHUNKER_VERSION", "REINDEX_LOCK", "WRITE_LOCK", "IndexDamagedError", "Outcome", "Store", "StoreError"]
 
 # Bump when chunking or headers change in a way that changes vectors.
 CHUNKER_VERSION = 1
-# The catalog lock a writer holds from its pending mark to its last vector delete.
+# The catalog lock a writer holds from its pending marks to its last vector delete.
 WRITE_LOCK = "write"
+# Held by a running `byline reindex`; its bookkeeping key says one was started and not finished.
+REINDEX_LOCK = "reindex"
 
-
-class StoreError(RuntimeError):
-    """The index cannot be opened or written."""
+Outcome = Literal["added", "updated", "unchanged"]
 
 
 class Store:
@@ -61,76 +79,80 @@ class Store:
         self.embedding_model = embedding_model
         stamp = f"{embedding_model}|{plan.max_tokens}|{plan.overlap_sentences}|{CHUNKER_VERSION}"
         # One collection per (model, chunk settings): vectors of different shapes never mix.
-        self.collection_name = "byline-" + hashlib.sha256(stamp.encode()).hexdigest()[:12]
-        if client is not None:
-            self.__dict__["client"] = client
+        self.collection_name = COLLECTION_PREFIX + hashlib.sha256(stamp.encode()).hexdigest()[:12]
+        self.index = Vectors(
+            catalog,
+            settings,
+            home=home,
+            name=self.collection_name,
+            metadata={"embedding_model": embedding_model, "max_tokens": plan.max_tokens},
+            client=client,
+            restore=partial(refill, catalog, self.collection_name),
+        )
+        self._opened = False
+        self._opening = threading.Lock()
 
-    @cached_property
-    def client(self) -> ClientAPI:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        store = self.settings
-        chroma_settings = ChromaSettings(anonymized_telemetry=False)
-        try:
-            if store.chroma_url:
-                from urllib.parse import urlsplit
-
-                url = urlsplit(store.chroma_url)
-                headers = auth_headers(store)
-                return chromadb.HttpClient(
-                    host=url.hostname or "localhost",
-                    port=url.port or (443 if url.scheme == "https" else 8000),
-                    ssl=url.scheme == "https",
-                    headers=headers,
-                    tenant=store.chroma_tenant,
-                    database=store.chroma_database,
-                    settings=chroma_settings,
-                )
-            return chromadb.PersistentClient(path=str(self.home / "chroma"), settings=chroma_settings)
-        except Exception as exc:
-            where = store.chroma_url or self.home / "chroma"
-            raise StoreError(f"cannot open the vector store at {where}: {exc}") from exc
-
-    @cached_property
-    def collection(self) -> Collection:
-        try:
-            collection = self.client.get_or_create_collection(
-                self.collection_name,
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={
-                    "embedding_model": self.embedding_model,
-                    "max_tokens": self.plan.max_tokens,
-                },
-                embedding_function=None,
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot open collection {self.collection_name}: {exc}") from exc
-        self._reconcile(collection)
-        return collection
-
-    def _reconcile(self, collection: Collection) -> None:
-        """Finish what an interrupted write left: drop vectors of versions the catalog does not hold.
-
-        Skipped while another process holds the write lock: its pending rows are a write in flight, not leftovers.
-        """
-        with self.catalog.lock(WRITE_LOCK, blocking=False) as locked:
-            if not locked:
-                return
-            pending = self.catalog.pending(self.collection_name)
-            for article_id, current in pending:
-                where: dict[str, Any] = {"article_id": article_id}
-                if current is not None:
-                    where = {"$and": [where, {"hash": {"$ne": current[:12]}}]}
-                collection.delete(where=where)
-            if pending:
-                self.catalog.clear_pending(self.collection_name, [a for a, _ in pending])
-
-    # -- writing ---------------------------------------------------------------------------------------
+    @property
+    def reindex_key(self) -> str:
+        """The bookkeeping key that says a reindex of this collection was started and not finished."""
+        return f"reindex:{self.collection_name}"
 
     def open(self) -> None:
-        """Open the vector collection now (sweeping what an interrupted write left), not on first use."""
-        self.collection  # noqa: B018 - the cached property opens and reconciles
+        """Open the vectors now, not on first use: check them against the catalog (a missing or damaged index
+        is an IndexDamagedError naming the repair) and finish what an interrupted write left."""
+        with self._opening:
+            if self._opened:
+                return
+            vectors = self.index.read("count vectors", lambda collection: collection.count())
+            if self.index.embedded:
+                self._check(vectors)
+            keep_vectors(self.catalog, self.index, self.collection_name)
+            self._reconcile()
+            self._opened = True
+
+    def close(self) -> None:
+        self.index.close()
+
+    def _check(self, vectors: int) -> None:
+        if self.catalog.state(self.reindex_key) is not None:
+            with self.catalog.lock(REINDEX_LOCK, blocking=False) as free:
+                if free:
+                    raise IndexDamagedError(
+                        f"a reindex of the vector index at {self.index.path} was interrupted: "
+                        "run `byline reindex` to finish it"
+                    )
+            return  # being rebuilt by another process: what is there already answers
+        chunks = self.catalog.chunk_count(self.collection_name)
+        if vectors < chunks:  # never so after any crash (vectors go in first, out last): lost, so made anew
+            self.index.rebuild(f"it holds {vectors} vectors for {chunks} chunks")
+
+    def _reconcile(self) -> None:
+        """Finish what interrupted writes left: drop vectors of versions the catalog does not hold, and finish
+        removals. Skipped while another process holds the write lock: its pending rows are a write in flight."""
+        with self.catalog.lock(WRITE_LOCK, blocking=False) as locked:
+            if locked:
+                self.finish_pending(self.catalog.pending(self.collection_name))
+
+    def finish_pending(self, pending: Sequence[PendingWrite]) -> None:
+        """Bring these pending articles' vectors in line with the catalog; the caller holds the write lock."""
+        if not pending:
+            return
+        removed = [p.article_id for p in pending if p.delete]
+        if removed:
+            self.catalog.delete_articles(removed)
+        gone = [p.article_id for p in pending if p.delete or p.indexed_hash is None]
+        clauses: list[dict[str, Any]] = [{"article_id": {"$in": gone}}] if gone else []
+        clauses += [
+            {"$and": [{"article_id": p.article_id}, {"hash": {"$ne": p.indexed_hash[:12]}}]}
+            for p in pending
+            if not p.delete and p.indexed_hash is not None
+        ]
+        with self.index.mutation() as collection:
+            # One delete: every write to the vectors saves the whole index (see ingest.storage.vectors).
+            collection.delete(where=clauses[0] if len(clauses) == 1 else {"$or": clauses})
+        self.catalog.clear_pending(self.collection_name, [p.article_id for p in pending])
+
+    # -- writing ---------------------------------------------------------------------------------------
 
     def indexed_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         return self.catalog.indexed_hashes(self.collection_name, article_ids)
@@ -149,23 +171,70 @@ class Store:
         written: Sequence[tuple[Article, Sequence[Chunk]]],
         vectors: np.ndarray,
         embed_hashes: Sequence[str] | None = None,
-    ) -> None:
+    ) -> dict[str, Outcome]:
         """Store new or changed articles with their chunks; `vectors` has one row per chunk, in order.
 
+        What is indexed is looked up again under the write lock, so an article another process wrote meanwhile
+        is left alone and comes back "unchanged". A whole-file article replaces the older versions of its file.
         `embed_hashes` (one per chunk) name the embedded texts, so a later version can reuse unchanged vectors.
         """
         chunks = [c for _, cs in written for c in cs]
         if len(chunks) != len(vectors) or (embed_hashes is not None and len(embed_hashes) != len(chunks)):
             raise ValueError("one vector (and embed hash) per chunk expected")
-        collection = self.collection
-        by_id = {a.id: a for a, _ in written}
-        metadatas = [self._metadata(by_id[c.article_id], c) for c in chunks]
-        for meta, embed_hash in zip(metadatas, embed_hashes or (), strict=False):
-            meta["embed_hash"] = embed_hash
+        self.open()
+        hashes: Sequence[str | None] = embed_hashes if embed_hashes is not None else [None] * len(chunks)
+        pairs = [(article, c) for article, cs in written for c in cs]
+        metadatas = [self.chunk_metadata(a, c, h) for (a, c), h in zip(pairs, hashes, strict=True)]
+        with self.catalog.lock(WRITE_LOCK):
+            known = self.catalog.indexed_hashes(self.collection_name, [a.id for a, _ in written])
+            todo = [(a, cs) for a, cs in written if known.get(a.id) != a.content_hash]
+            rows = _rows_of(written, {a.id for a, _ in todo})
+            retire = self._superseded_by(todo)
+            if todo:
+                self._switch(todo, [chunks[i] for i in rows], vectors[rows], [metadatas[i] for i in rows], retire)
+        outcomes: dict[str, Outcome] = {a.id: "unchanged" for a, _ in written}
+        for article, _ in todo:
+            replaced = article.id in known or bool(retire.get(article.id))
+            outcomes[article.id] = "updated" if replaced else "added"
+        return outcomes
+
+    def _superseded_by(self, todo: Sequence[tuple[Article, Sequence[Chunk]]]) -> dict[str, list[str]]:
+        writing = {a.id for a, _ in todo}
+        return {
+            a.id: [old for old in self.catalog.superseded(a.path, a.id) if old not in writing]
+            for a, _ in todo
+            if a.whole_file and a.path
+        }
+
+    def _switch(
+        self,
+        todo: Sequence[tuple[Article, Sequence[Chunk]]],
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        metadatas: Sequence[dict[str, Any]],
+        retire: dict[str, list[str]],
+    ) -> None:
+        """The write protocol (see the module docstring); the caller holds the write lock."""
+        step = self.max_batch
+        retired = sorted({old for olds in retire.values() for old in olds})
+        self.catalog.mark_pending(self.collection_name, [a for a, _ in todo])
+        self.put_vectors(chunks, vectors, metadatas)
+        kept = [StoredVector(vector_bytes(v), m.get("embed_hash")) for v, m in zip(vectors, metadatas, strict=True)]
+        stale = self.catalog.commit_articles(self.collection_name, todo, kept, retire=retired)
+        if stale or retired:
+            with self.index.mutation() as collection:
+                for batch in batched(stale, step):
+                    collection.delete(ids=list(batch))
+                if retired:
+                    collection.delete(where={"article_id": {"$in": retired}})  # type: ignore[dict-item]
+        self.catalog.clear_pending(self.collection_name, [a.id for a, _ in todo] + retired)
+
+    def put_vectors(self, chunks: Sequence[Chunk], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None:
+        """Upsert vectors as they are, in batches, touching nothing in the catalog (for the write protocol and
+        for rebuilding)."""
         # One upsert per server request limit: Chroma caps a batch (about 5k rows on the embedded store).
         step = self.max_batch
-        with self.catalog.lock(WRITE_LOCK):
-            self.catalog.mark_pending(self.collection_name, [a for a, _ in written])
+        with self.index.mutation() as collection:
             for i in range(0, len(chunks), step):
                 collection.upsert(
                     ids=[c.id for c in chunks[i : i + step]],
@@ -173,21 +242,29 @@ class Store:
                     documents=[c.text for c in chunks[i : i + step]],
                     metadatas=metadatas[i : i + step],  # type: ignore[arg-type]
                 )
-            stale = self.catalog.commit_articles(self.collection_name, written)
-            for batch in batched(stale, step):
+
+    def delete_vectors(self, chunk_ids: Sequence[str]) -> None:
+        """Delete these vectors, touching nothing in the catalog (orphans, found by `byline doctor`)."""
+        step = self.max_batch
+        with self.index.mutation() as collection:
+            for batch in batched(chunk_ids, step):
                 collection.delete(ids=list(batch))
 
-    @cached_property
+    @property
     def max_batch(self) -> int:
-        return int(self.client.get_max_batch_size())
+        return self.index.max_batch_size()
 
     def vectors_by_embed_hash(self, article_ids: Sequence[str], wanted: set[str]) -> dict[str, np.ndarray]:
         """Stored vectors of these articles' chunks whose embedded text is one of `wanted`, by embed hash."""
         if not article_ids or not wanted:
             return {}
-        found = self.collection.get(
-            where={"article_id": {"$in": list(article_ids)}},  # type: ignore[dict-item]
-            include=["embeddings", "metadatas"],
+        self.open()
+        found = self.index.read(
+            "read vectors",
+            lambda collection: collection.get(
+                where={"article_id": {"$in": list(article_ids)}},  # type: ignore[dict-item]
+                include=["embeddings", "metadatas"],
+            ),
         )
         vectors: dict[str, np.ndarray] = {}
         embeddings = found.get("embeddings")
@@ -199,30 +276,15 @@ class Store:
                 vectors[embed_hash] = np.asarray(vector, dtype=np.float32)
         return vectors
 
-    def _metadata(self, article: Article, chunk: Chunk) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "article_id": article.id,
-            "hash": article.content_hash[:12],
-            "position": chunk.position,
-            "start": chunk.start,
-            "end": chunk.end,
-            "title": article.title,
-        }
-        # Enough to cite the chunk from any machine that shares a Chroma server (see `chunk_rows`).
-        if article.source:
-            meta["source"] = source_key(article.source)
-            meta["source_name"] = article.source
-        if article.published_at:
-            meta["published_ts"] = int(article.published_at.timestamp())
-            meta["published_at"] = article.published_at.isoformat()
-        if article.url:
-            meta["url"] = article.url
-        if article.author:
-            meta["author"] = article.author
-        return meta
+    def chunk_metadata(self, article: Article, chunk: Chunk, embed_hash: str | None = None) -> dict[str, Any]:
+        """What Chroma keeps beside a chunk's vector (see `ingest.storage.vectors.chunk_metadata`)."""
+        return chunk_metadata(article, chunk, embed_hash)
 
     def forget(self, refs: Sequence[str]) -> tuple[list[str], list[str]]:
-        """Remove the articles each ref names (id, URL or path); returns (removed ids, refs not found)."""
+        """Remove the articles each ref names (id, URL or path); returns (removed ids, refs not found).
+
+        Their text leaves every file of the home: the catalog zeroes what it deletes, Chroma drops its log
+        entries once its index is saved, and both databases are compacted (see `purge`)."""
         ids: list[str] = []
         missing: list[str] = []
         for ref in refs:
@@ -233,14 +295,29 @@ class Store:
         ids = sorted(set(ids))
         if not ids:
             return [], missing
-        collection = self.collection
+        self.open()
         with self.catalog.lock(WRITE_LOCK):
-            self.catalog.mark_pending(self.collection_name, [_placeholder(article_id) for article_id in ids])
+            self.catalog.mark_pending(self.collection_name, [], delete=ids)
             self.catalog.delete_articles(ids)
-            # Vectors in other collections (other models) are orphans the catalog no longer returns.
-            collection.delete(where={"article_id": {"$in": list(ids)}})  # type: ignore[dict-item]
+            # Every collection of the home's store (other models' too): the text leaves them all.
+            self.index.delete_everywhere({"article_id": {"$in": ids}})
             self.catalog.clear_pending(self.collection_name, ids)
+        self.purge()
         return ids, missing
+
+    def purge(self) -> None:
+        """Leave no copy of deleted text in the home: the catalog's files, and the embedded Chroma's database
+        compacted (VACUUM rewrites it without free pages; other processes' clients stay valid)."""
+        self.catalog.purge_deleted()
+        if not self.index.embedded:
+            return
+        database = self.index.path / "chroma.sqlite3"
+        with self.index.lock():
+            connection = sqlite3.connect(database, timeout=60, isolation_level=None)
+            try:
+                connection.execute("VACUUM")
+            finally:
+                connection.close()
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -268,9 +345,9 @@ class Store:
         foreign = [a for a in article_ids if a not in known_here]
         if not foreign:
             return rows
-        found = self._call(
+        found = self.index.read(
             "read chunks",
-            lambda: self.collection.get(
+            lambda collection: collection.get(
                 where={"article_id": {"$in": foreign}},  # type: ignore[dict-item]
                 include=["documents", "metadatas"],
             ),
@@ -280,33 +357,23 @@ class Store:
         return sorted(rows, key=lambda row: (order[row.article_id], row.start, row.end))
 
     def _remote_rows(self, chunk_ids: list[str]) -> dict[str, ChunkRow]:
-        found = self._call(
-            "read chunks", lambda: self.collection.get(ids=chunk_ids, include=["documents", "metadatas"])
+        found = self.index.read(
+            "read chunks", lambda collection: collection.get(ids=chunk_ids, include=["documents", "metadatas"])
         )
         return _rows_from_chroma(found)
-
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
-        """Run a vector-store operation, turning a dead server or a refused request into a StoreError."""
-        try:
-            return operation()
-        except StoreError:
-            raise
-        except Exception as exc:
-            where = self.settings.chroma_url or self.home / "chroma"
-            raise StoreError(f"vector store at {where}: cannot {what}: {exc}") from exc
 
     def health(self) -> str:
         """Where the vectors live and that the store answers (one line, no secrets); StoreError when not."""
         if not self.settings.chroma_url:
-            return f"chroma embedded {self.home / 'chroma'}"
+            return f"chroma embedded {self.index.path}"
         started = time.perf_counter()
-        self._call("answer a heartbeat", self.client.heartbeat)
-        self._call("list collections", self.client.count_collections)  # checks the token too
+        self.index.heartbeat()
         elapsed = (time.perf_counter() - started) * 1000
         return f"chroma server {self.settings.chroma_url} (answered in {elapsed:.1f} ms)"
 
     def count(self) -> int:
-        return int(self._call("count vectors", self.collection.count))
+        self.open()
+        return int(self.index.read("count vectors", lambda collection: collection.count()))
 
     def article_count(self) -> int:
         """Articles indexed in this store's collection, from the catalog."""
@@ -316,16 +383,28 @@ class Store:
         """(chunk id, BM25 score) of the current chunks the query matches, best first (see the catalog)."""
         return self.catalog.lexical_search(self.collection_name, query)
 
+    def present(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Those of these chunks whose vectors the store holds."""
+        if not chunk_ids:
+            return set()
+        self.open()
+        found = self.index.read("list vectors", lambda collection: collection.get(ids=list(chunk_ids), include=[]))
+        return set(found["ids"])
+
     def vector_ids(self, where: dict[str, Any] | None = None) -> set[str]:
         """Ids of the vectors in the collection (matching a Chroma metadata filter), current or not."""
-        found = self._call("list vectors", lambda: self.collection.get(where=where, include=[]))
+        self.open()
+        found = self.index.read("list vectors", lambda collection: collection.get(where=where, include=[]))
         return set(found["ids"])
 
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors of these chunks, by id (those the store holds)."""
         if not chunk_ids:
             return {}
-        found = self._call("read vectors", lambda: self.collection.get(ids=list(chunk_ids), include=["embeddings"]))
+        self.open()
+        found = self.index.read(
+            "read vectors", lambda collection: collection.get(ids=list(chunk_ids), include=["embeddings"])
+        )
         embeddings = found.get("embeddings")
         if embeddings is None:
             return {}
@@ -343,26 +422,16 @@ class Store:
 
     def dense_search(self, vector: np.ndarray, n: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks, best first."""
-        collection = self.collection
-        result = self._call(
+        self.open()
+        result = self.index.read(
             "search",
-            lambda: collection.query(
+            lambda collection: collection.query(
                 query_embeddings=[vector], n_results=n, where=chroma_where(filters), include=["distances"]
             ),
         )
         ids = result["ids"][0]
         distances = (result.get("distances") or [[]])[0]
         return [(chunk_id, 1.0 - float(d)) for chunk_id, d in zip(ids, distances, strict=True)]
-
-
-def auth_headers(settings: StoreSettings) -> dict[str, str]:
-    """The header carrying the Chroma token, as the settings ask: a Bearer token or Chroma's own header."""
-    if settings.chroma_token is None:
-        return {}
-    token = settings.chroma_token.get_secret_value()
-    if settings.chroma_auth_header == "x-chroma-token":
-        return {"X-Chroma-Token": token}
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _rows_from_chroma(found: GetResult) -> dict[str, ChunkRow]:
@@ -392,20 +461,12 @@ def _optional_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _placeholder(article_id: str) -> Article:
-    # A pending row with no version: reconcile removes every vector of the article if we stop midway.
-    return Article(id=article_id, title="", text="")
-
-
-def chroma_where(filters: SearchFilters | None) -> dict[str, Any] | None:
-    if not filters:
-        return None
-    clauses: list[dict[str, Any]] = []
-    if filters.sources:
-        clauses.append({"source": {"$in": filters.source_keys()}})
-    since, until = filters.published_range()
-    if since is not None:
-        clauses.append({"published_ts": {"$gte": since}})
-    if until is not None:
-        clauses.append({"published_ts": {"$lte": until}})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+def _rows_of(written: Sequence[tuple[Article, Sequence[Chunk]]], articles: set[str]) -> list[int]:
+    """Positions, in the flat chunk list of `written`, of the chunks of `articles`."""
+    rows: list[int] = []
+    offset = 0
+    for article, chunks in written:
+        if article.id in articles:
+            rows += range(offset, offset + len(chunks))
+        offset += len(chunks)
+    return rows
