@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -113,6 +114,24 @@ class Headline:
     title: str
     source: str | None
     published_at: str | None
+
+
+ARTICLE_COLUMNS = "id, title, text, url, path, source, author, published_at"
+
+
+def article_from_row(row: Sequence[Any]) -> Article:
+    """An article from its row, in ARTICLE_COLUMNS order (the same on every catalog)."""
+    found, title, text, url, path, source, author, published = row
+    return Article(
+        id=found,
+        title=title,
+        text=text,
+        url=url,
+        path=path,
+        source=source,
+        author=author,
+        published_at=datetime.fromisoformat(published) if published else None,
+    )
 
 
 class Statements(Protocol):

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from ingest.clock import now_iso
 from ingest.models import Article, Chunk
 from ingest.storage import postgres_lexical
 from ingest.storage.catalog import (
+    ARTICLE_COLUMNS,
     Catalog,
     CatalogError,
     ChunkRow,
@@ -33,6 +33,7 @@ from ingest.storage.catalog import (
     Migration,
     Row,
     StoredVector,
+    article_from_row,
     ref_spellings,
 )
 from ingest.storage.postgres_articles import write_articles
@@ -305,23 +306,13 @@ class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
     def article(self, article_id: str) -> Article | None:
         rows = self._read(
             lambda conn: conn.execute(
-                "SELECT id, title, text, url, path, source, author, published_at FROM articles WHERE id = %s",
+                f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = %s",
                 (article_id,),
             ).fetchall()
         )
         if not rows:
             return None
-        found, title, text, url, path, source, author, published = rows[0]
-        return Article(
-            id=found,
-            title=title,
-            text=text,
-            url=url,
-            path=path,
-            source=source,
-            author=author,
-            published_at=datetime.fromisoformat(published) if published else None,
-        )
+        return article_from_row(rows[0])
 
     def chunk_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
         rows = self._read(

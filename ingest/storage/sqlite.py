@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from more_itertools import batched
 from ingest.clock import now_iso
 from ingest.models import Article, Chunk, source_key
 from ingest.storage.catalog import (
+    ARTICLE_COLUMNS,
     DELETING,
     Catalog,
     CatalogError,
@@ -31,6 +31,7 @@ from ingest.storage.catalog import (
     Migration,
     Row,
     StoredVector,
+    article_from_row,
     ref_spellings,
 )
 from ingest.storage.sqlite_export import SQLiteExport
@@ -394,22 +395,12 @@ class SQLiteCatalog(SQLiteUpkeep, SQLiteExport, Catalog):
 
     def article(self, article_id: str) -> Article | None:
         rows = self.fetch(
-            "SELECT id, title, text, url, path, source, author, published_at FROM articles WHERE id = ?",
+            f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = ?",
             (article_id,),
         )
         if not rows:
             return None
-        found, title, text, url, path, source, author, published = rows[0]
-        return Article(
-            id=found,
-            title=title,
-            text=text,
-            url=url,
-            path=path,
-            source=source,
-            author=author,
-            published_at=datetime.fromisoformat(published) if published else None,
-        )
+        return article_from_row(rows[0])
 
     def resolve(self, ref: str) -> list[str]:
         """Article ids matching an id, a URL or a file path."""
