@@ -34,15 +34,8 @@ def write_articles(
     articles = [article for article, _ in latest.values()]
     ids = list(latest)
     pairs = [pair for _, article_pairs in latest.values() for pair in article_pairs]
-    chunks = [chunk for chunk, _ in pairs]
     if retire:
-        conn.execute(
-            """INSERT INTO pending_writes SELECT %s, u.id, %s, %s FROM unnest(%s::text[]) AS u (id)
-               ON CONFLICT (collection, article_id) DO UPDATE
-                   SET hash = excluded.hash, started_at = excluded.started_at""",
-            (collection, DELETING, now_iso(), sorted(set(retire))),
-        )
-        conn.execute("DELETE FROM articles WHERE id = ANY(%s)", (list(retire),))
+        _retire(conn, collection, retire)
     replaced = [
         row[0]
         for row in conn.execute(
@@ -50,29 +43,7 @@ def write_articles(
         )
     ]
     _upsert_articles(conn, articles)  # before the chunks: their lexical trigger reads the title
-    conn.execute(
-        """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text, token_count,
-               instruction_like, vector, embed_hash)
-           SELECT u.id, %s, u.article_id, u.position, u.start_char, u.end_char, u.text, u.token_count,
-               u.instruction_like, u.vector, u.embed_hash
-           FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::int[], %s::int[],
-                       %s::bytea[], %s::text[])
-               AS u (id, article_id, position, start_char, end_char, text, token_count, instruction_like, vector,
-                     embed_hash)""",
-        (
-            collection,
-            [c.id for c in chunks],
-            [c.article_id for c in chunks],
-            [c.position for c in chunks],
-            [c.start for c in chunks],
-            [c.end for c in chunks],
-            [c.text for c in chunks],
-            [c.token_count for c in chunks],
-            [int(c.instruction_like) for c in chunks],
-            [v.vector if v else None for _, v in pairs],
-            [v.embed_hash if v else None for _, v in pairs],
-        ),
-    )
+    _insert_chunks(conn, collection, pairs)
     conn.execute(
         """INSERT INTO indexed SELECT %s, u.id, u.hash FROM unnest(%s::text[], %s::text[]) AS u (id, hash)
            ON CONFLICT (collection, article_id) DO UPDATE SET hash = excluded.hash""",
@@ -84,8 +55,46 @@ def write_articles(
         ([a.path for a in articles if a.path], [a.id for a in articles if a.path]),
     )
     conn.execute("DELETE FROM forgotten WHERE article_id = ANY(%s)", (ids,))  # ingested again on purpose
-    new_ids = {c.id for c in chunks}
+    new_ids = {c.id for c, _ in pairs}
     return [chunk_id for chunk_id in replaced if chunk_id not in new_ids]
+
+
+def _retire(conn: Connection[Any], collection: str, retire: Sequence[str]) -> None:
+    """Older versions of an edited file: gone from the catalog, marked pending for removal of their vectors."""
+    conn.execute(
+        """INSERT INTO pending_writes SELECT %s, u.id, %s, %s FROM unnest(%s::text[]) AS u (id)
+           ON CONFLICT (collection, article_id) DO UPDATE
+               SET hash = excluded.hash, started_at = excluded.started_at""",
+        (collection, DELETING, now_iso(), sorted(set(retire))),
+    )
+    conn.execute("DELETE FROM articles WHERE id = ANY(%s)", (list(retire),))
+
+
+def _insert_chunks(conn: Connection[Any], collection: str, pairs: Sequence[tuple[Chunk, StoredVector | None]]) -> None:
+    """The chunks, each with its kept vector (or none), in one statement (the lexical triggers run once)."""
+    conn.execute(
+        """INSERT INTO chunks (id, collection, article_id, position, start_char, end_char, text, token_count,
+               instruction_like, vector, embed_hash)
+           SELECT u.id, %s, u.article_id, u.position, u.start_char, u.end_char, u.text, u.token_count,
+               u.instruction_like, u.vector, u.embed_hash
+           FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[], %s::int[], %s::int[],
+                       %s::bytea[], %s::text[])
+               AS u (id, article_id, position, start_char, end_char, text, token_count, instruction_like, vector,
+                     embed_hash)""",
+        (
+            collection,
+            [c.id for c, _ in pairs],
+            [c.article_id for c, _ in pairs],
+            [c.position for c, _ in pairs],
+            [c.start for c, _ in pairs],
+            [c.end for c, _ in pairs],
+            [c.text for c, _ in pairs],
+            [c.token_count for c, _ in pairs],
+            [int(c.instruction_like) for c, _ in pairs],
+            [v.vector if v else None for _, v in pairs],
+            [v.embed_hash if v else None for _, v in pairs],
+        ),
+    )
 
 
 def _upsert_articles(conn: Connection[Any], articles: Sequence[Article]) -> None:
