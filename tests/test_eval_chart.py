@@ -64,12 +64,17 @@ def test_metrics_stand_beside_the_baseline_and_latency_has_its_own_panel(figure_
     assert len(quality.patches) == 2 * len(quality_names)  # a bar for this run and one for the baseline
     assert quality.get_xlim()[1] < 1.5  # proportions: the latencies in ms are not on this axis
     labels = {text.get_text(): text for text in quality.texts}
-    regressed = next(text for label, text in labels.items() if label.startswith("0.693  -0.050"))
+    baseline, _ = saved_run()
+    dropped = f"{baseline['answer_accuracy'] - 0.05:.3f}  -0.050"
+    regressed = next(text for label, text in labels.items() if label.startswith(dropped))
     assert regressed.get_text().endswith("regressed") and to_hex(regressed.get_color()) == REGRESSED
-    assert "0.982  +0.000" in labels and "0.935  +0.000" in labels  # a drop that rounds away is no "-0.000"
+    # a drop that rounds away is no "-0.000"
+    assert f"{baseline['hits@1']:.3f}  +0.000" in labels
+    assert f"{baseline['evidence_mrr@10'] - 0.0003:.3f}  +0.000" in labels
     assert latency.get_title(loc="left") == "Latency per stage"
     assert [label.get_text() for label in latency.get_yticklabels()] == ["total", "answer", "retrieve"]
-    assert any(text.get_text().strip() == "41 / 49" for text in latency.texts)  # p50 / p95 in ms
+    p50_p95 = f"41 / {baseline['latency_answer_p95_ms']:.0f}"
+    assert any(text.get_text().strip() == p50_p95 for text in latency.texts)  # p50 / p95 in ms
     assert "baseline p50" in [t.get_text() for t in latency.get_legend().get_texts()]
 
 
