@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +14,10 @@ from typer.testing import CliRunner
 from bot.app import Byline
 from bot.settings import Settings, load_settings
 from ingest.embedding import Embedder
+
+if TYPE_CHECKING:
+    from fake_slack import FakeSlack
+    from slack_harness import SlackHarness
 
 # The throwaway PostgreSQL server fixtures (postgres_server, postgres_url), and running tests on both catalogs.
 pytest_plugins = ["postgres_server", "catalog_backends"]
@@ -138,3 +143,21 @@ def no_network_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     yield
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    """The fake Slack Web API, on 127.0.0.1, for the Slack tests."""
+    from fake_slack import FakeSlack
+
+    with FakeSlack() as slack:
+        yield slack
+
+
+@pytest.fixture
+def harness(fake: FakeSlack, tmp_path: Path) -> Iterator[SlackHarness]:
+    """`byline slack --http` running against `fake`, on a home of its own."""
+    from slack_harness import SlackHarness
+
+    with SlackHarness(fake, tmp_path / "home") as running:
+        yield running

@@ -8,7 +8,6 @@ malformed calls are built by hand with `api_call` or plain dicts, the way buggy 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,12 +44,6 @@ pytestmark = pytest.mark.network
 DM = "D0ALICE"
 CHANNEL = "C0NEWS"
 ALICE = "U0ALICE"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as slack:
-        yield slack
 
 
 @pytest.fixture

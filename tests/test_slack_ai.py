@@ -4,7 +4,6 @@ titles, thread context), statuses while working, and streamed answers with their
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,6 @@ SENTENCES = [
     ("He had secretly promised to resign [2]. ", False),  # the check removes it: it must never be shown
     ("They spoke about the threats against her [2].", True),
 ]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as slack:
-        yield slack
 
 
 def streamed(question: str) -> Answer:

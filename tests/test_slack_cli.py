@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,12 +29,6 @@ def cli() -> typer.Typer:
     from bot.cli.main import build_app
 
     return build_app()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as slack:
-        yield slack
 
 
 @pytest.mark.parametrize(

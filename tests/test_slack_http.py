@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -45,18 +44,6 @@ from bot.slack.render import (
 from ingest.models import SearchFilters
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as slack:
-        yield slack
-
-
-@pytest.fixture
-def harness(fake: FakeSlack, tmp_path: Path) -> Iterator[SlackHarness]:
-    with SlackHarness(fake, tmp_path / "home") as running:
-        yield running
 
 
 def posted_blocks(fake: FakeSlack, count: int = 1) -> list[dict[str, Any]]:

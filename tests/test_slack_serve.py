@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -70,12 +69,6 @@ class Served:
         output = self.process.communicate(timeout=30)[0]
         self.http.close()
         return output
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as slack:
-        yield slack
 
 
 def test_sigterm_during_an_answer_finishes_it_and_turns_new_requests_away(fake: FakeSlack, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -32,18 +31,6 @@ from bot.slack.app import FIND_SOURCES
 from bot.slack.render import NOTHING_BEARS, SOURCES_HEADING
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as slack:
-        yield slack
-
-
-@pytest.fixture
-def harness(fake: FakeSlack, tmp_path: Path) -> Iterator[SlackHarness]:
-    with SlackHarness(fake, tmp_path / "home") as running:
-        yield running
 
 
 def nothing_more_happens() -> None:
