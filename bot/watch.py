@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from bot.stopping import STEP_SECONDS, StopFlag
 from ingest.web.state import Feed, WebState
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class Watcher:
         byline: Byline,
         *,
         every: float | None = None,
-        stop: threading.Event | None = None,
+        stop: StopFlag | None = None,
         echo: Callable[[str], None] = print,
         display: ProgressDisplay = lambda: nullcontext(None),
     ) -> None:
@@ -92,7 +93,7 @@ class Watcher:
         self.display = display
         self.settings = byline.settings.web
         self.every = every or self.settings.poll_interval
-        self.stop = stop or threading.Event()
+        self.stop = stop or StopFlag()
         self.echo = echo
         self.state = WebState(byline.catalog)
 
@@ -169,7 +170,7 @@ def feed_lock(url: str) -> str:
     return "feed-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def _until(results: Iterable[LoadResult], stop: threading.Event) -> Iterator[LoadResult]:
+def _until(results: Iterable[LoadResult], stop: StopFlag) -> Iterator[LoadResult]:
     """Stop handing articles to the pipeline once a stop is requested; what it holds is still written."""
     for result in results:
         yield result
@@ -178,21 +179,38 @@ def _until(results: Iterable[LoadResult], stop: threading.Event) -> Iterator[Loa
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event, echo: Callable[[str], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM set `stop` (a second SIGINT interrupts at once); handlers restored afterwards."""
+def stop_on_signals(stop: StopFlag, echo: Callable[[str], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` (a second SIGINT interrupts at once); handlers restored afterwards.
+
+    The handler only sets flags: one that prints from the main thread could land inside another print there, and
+    the stream refuses the reentrant call. A helper thread says that the stop was heard.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    received: list[int] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        received.append(signum)
         stop.set()
-        echo(f"{signal.Signals(signum).name}: stopping after the current article (Ctrl-C again to abort)")
 
+    def announce() -> None:
+        while not (stop.is_set() or left.is_set()):
+            time.sleep(STEP_SECONDS)
+        if received:
+            name = signal.Signals(received[0]).name
+            echo(f"{name}: stopping after the current article (Ctrl-C again to abort)")
+
+    left = StopFlag()
+    announcer = threading.Thread(target=announce, name="stop-announcer", daemon=True)
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    announcer.start()
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        left.set()
+        announcer.join()

@@ -142,14 +142,13 @@ def watch(
 
     Example: byline watch --every 30m
     """
-    import threading
-
     from bot.cli.progress import ingest_display
+    from bot.stopping import StopFlag
     from bot.watch import Watcher, stop_on_signals
 
     interval = _every(every)
     settings = settings_from(ctx)
-    stop = threading.Event()
+    stop = StopFlag()
 
     def echo(line: str) -> None:
         typer.echo(line, err=line.startswith(("  failed", "SIG")))

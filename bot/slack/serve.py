@@ -31,6 +31,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_normalized_headers, extract_content_type, parse_body
 
 from bot.slack.app import SlackApp
+from bot.stopping import StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def socket_mode_handler(app: App, app_token: str) -> SocketModeHandler:
 def run_socket_mode(slack: SlackApp, app_token: str, drain_seconds: float) -> bool:
     """Connect and serve until SIGTERM or Ctrl-C (slack_sdk reconnects by itself when the socket drops); then
     disconnect and drain. Returns whether everything taken was finished."""
-    stop = threading.Event()
+    stop = StopFlag()
 
     def on_signal(sig: int, frame: FrameType | None) -> None:
         stop.set()
@@ -183,13 +184,21 @@ class _DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._on_first_signal = on_first_signal
         self._signalled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._signalled:
             super().handle_exit(sig, frame)
             return
         self._signalled = True
-        self._on_first_signal()
+        # The drain takes locks (the gate's, a new thread's), which a signal handler must not: the main thread
+        # may hold them where the signal lands. It starts on the event loop instead.
+        assert self._loop is not None, "signals are captured only while serving"
+        self._loop.call_soon_threadsafe(self._on_first_signal)
 
 
 class HttpServer:
