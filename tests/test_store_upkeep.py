@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 
 from bot.app import Byline
 from bot.cli.main import build_app
+from bot.settings import load_settings
+from bot.slack.feedback import WITHDRAWN, FeedbackStore, PostedAnswer
 from ingest.embedding import Embedder
 from ingest.models import Chunk
 from ingest.storage.store import IndexDamagedError, StoreError
@@ -216,6 +218,33 @@ def test_forget_takes_any_spelling_of_the_path_and_leaves_no_text_in_the_home(
     assert files_holding(home, UNIQUE) == [] and files_holding(home, "Tortoise poetry") == []
     assert byline.doctor().ok
     assert "Magnitogorsk" in byline.ask("What happened in Magnitogorsk?").text
+
+
+@on_both_catalogs
+def test_forget_withdraws_the_recorded_slack_answers_that_cited_the_article(
+    cli_runner: CliRunner, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_story(tmp_path)
+    byline = Byline(load_settings(), embedder=embedder)
+    byline.ingest(["story.md", str(SEED_JSONL)])
+    recorded = FeedbackStore(byline.catalog)
+    about_the_story = byline.ask("What did the tortoise recite to the seals?")
+    about_the_seed = byline.ask("What happened in Magnitogorsk?")
+    assert "Portuguese sonnets" in about_the_story.text and "Magnitogorsk" in about_the_seed.text
+    recorded.record_answer(about_the_story, PostedAnswer("story", "C1", "1.0", None, "U1"))
+    recorded.record_answer(about_the_seed, PostedAnswer("seed", "C1", "2.0", None, "U1"))
+    recorded.record_vote("story", "U2", -1, channel="C1", message_ts="1.0")
+
+    result = cli_runner.invoke(app, ["forget", "story.md"])
+    assert result.exit_code == 0, result.output
+    assert "removed 1 article(s)" in result.stdout
+    assert "withdrew 1 answer(s) the Slack bot had recorded citing them" in result.stdout
+    answers = {row[0]: row[1:] for row in byline.catalog.fetch("SELECT id, answer, citations FROM slack_answers")}
+    assert answers["story"] == (WITHDRAWN, "[]")
+    assert answers["seed"][0] == about_the_seed.text and "Magnitogorsk" in answers["seed"][1]
+    assert recorded.votes("story") == {"U2": -1}  # the vote and the question stay, for the feedback export
+    assert files_holding(byline.settings.home, "Portuguese sonnets") == []
 
 
 def test_forget_of_an_empty_ref_is_a_usage_error(cli_runner: CliRunner) -> None:

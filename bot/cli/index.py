@@ -91,16 +91,22 @@ def forget(
     ctx: typer.Context,
     refs: Annotated[list[str], typer.Argument(metavar="REF", help="Article ids, URLs or file paths.")],
 ) -> None:
-    """Remove articles from the index; their text leaves every file of the home.
+    """Remove articles from the index; their text leaves every file of the home, recorded Slack answers included.
 
     Example: byline forget seeds/the-hill-dorsey-omar.txt
     """
     if not all(ref.strip() for ref in refs):
         fail("forget takes article ids, URLs or file paths, not an empty string", 2)
+    from bot.slack.feedback import FeedbackStore
+
     settings = settings_from(ctx)
     with user_errors():
-        removed, missing = common.open_byline(settings).forget(refs)
+        byline = common.open_byline(settings)
+        removed, missing = byline.forget(refs)
+        withdrawn = FeedbackStore(byline.catalog).withdraw_citing(removed)
     for ref in missing:
         typer.echo(f"not found: {ref}", err=True)
     typer.echo(f"removed {len(removed)} article(s)")
+    if withdrawn:
+        typer.echo(f"withdrew {withdrawn} answer(s) the Slack bot had recorded citing them")
     raise typer.Exit(1 if missing else 0)

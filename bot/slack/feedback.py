@@ -7,7 +7,7 @@ This module owns the `slack_answers` and `feedback` tables: it declares their mi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,9 @@ _ANSWERS_BY_THREAD = """
         -- a thread's earlier answers, for follow-up questions
         CREATE INDEX slack_answers_thread ON slack_answers(channel, thread_ts);
         """
+
+# What a recorded answer says once an article it cited has been forgotten.
+WITHDRAWN = "(withdrawn: an article this answer cited was removed with `byline forget`)"
 
 MIGRATIONS = [
     Migration.portable("002_slack_feedback", _ANSWERS_FEEDBACK),
@@ -89,6 +92,30 @@ class FeedbackStore:
                     now_iso(),
                 ),
             )
+
+    def withdraw_citing(self, article_ids: Sequence[str]) -> int:
+        """Replace each recorded answer that cited one of `article_ids` (forgotten articles) with a notice, and drop
+        its citations: it quoted or paraphrased them, and forgotten text stays in no file of the home. The
+        question and the votes stay. Returns how many answers were withdrawn."""
+        forgotten = set(article_ids)
+        citing: set[str] = set()
+        for article_id in sorted(forgotten):
+            rows = self.catalog.fetch(
+                "SELECT id, citations FROM slack_answers WHERE citations LIKE ?", (f"%{article_id}%",)
+            )
+            citing.update(
+                answer_id
+                for answer_id, citations in rows
+                if any(c.get("article_id") in forgotten for c in json.loads(citations or "[]"))
+            )
+        if citing:
+            with self.catalog.transaction() as db:
+                db.executemany(
+                    "UPDATE slack_answers SET answer = ?, citations = '[]' WHERE id = ?",
+                    [(WITHDRAWN, answer_id) for answer_id in sorted(citing)],
+                )
+            self.catalog.purge_deleted()
+        return len(citing)
 
     def record_vote(self, answer_id: str, user: str, vote: int, *, channel: str | None, message_ts: str | None) -> None:
         """Store a click; a user's later click on the same answer replaces their earlier one."""
