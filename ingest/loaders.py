@@ -51,21 +51,25 @@ def failure_reason(exc: BaseException) -> str:
     return f"cannot load ({type(exc).__name__}: {exc})"
 
 
+class TooLargeError(ValueError):
+    """A file or record over the size limit."""
+
+
 def too_large(size: int, max_bytes: int, more: bool = False) -> str:
     over = f"more than {size:,}" if more else f"{size:,}"
     return f"too large: {over} bytes, limit {max_bytes:,} ({_LIMIT_SETTING})"
 
 
 def read_limited(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a file of at most `max_bytes`; a larger one raises ValueError, its size checked before
+    """The bytes of a file of at most `max_bytes`; a larger one raises TooLargeError, its size checked before
     reading and the read itself bounded (a pipe, or a file growing meanwhile, has no size to check)."""
     size = path.stat().st_size
     if size > max_bytes:
-        raise ValueError(too_large(size, max_bytes))
+        raise TooLargeError(too_large(size, max_bytes))
     with path.open("rb") as stream:
         data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ValueError(too_large(max_bytes, max_bytes, more=True))
+        raise TooLargeError(too_large(max_bytes, max_bytes, more=True))
     return data
 
 
@@ -303,7 +307,10 @@ def load_json(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Iter
     except json.JSONDecodeError as exc:
         yield LoadFailure(str(path), f"malformed JSON: {exc.msg} (line {exc.lineno})")
         return
-    except Exception as exc:  # too large, binary, nested too deeply...
+    except TooLargeError as exc:
+        yield LoadFailure(str(path), f"{exc}; many articles go in a .jsonl file, one a line (the limit is per line)")
+        return
+    except Exception as exc:  # binary, nested too deeply...
         yield LoadFailure(str(path), failure_reason(exc))
         return
     records = data if isinstance(data, list) else [data]

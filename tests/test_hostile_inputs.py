@@ -56,6 +56,9 @@ def hostile_folder(root: Path) -> dict[str, str]:
     lines.insert(12, "\x00\x01 not json")
     (root / "records.jsonl").write_text("\n".join(lines) + "\n")
     (root / "deep.json").write_text(deep_json(5_000))
+    (root / "collection.json").write_text(
+        json.dumps([{"title": f"Notice {n}", "text": "x " * 100} for n in range(LIMIT // 150)])
+    )
     (root / "one-line.txt").write_text("word " * (LIMIT // 4))  # one line over the limit
     (root / "title-and-body.txt").write_text("A title line\n\n" + "Body text goes on. " * (LIMIT // 10))
     (root / "binary.md").write_bytes(bytes(range(256)) * 64)
@@ -74,6 +77,7 @@ def hostile_folder(root: Path) -> dict[str, str]:
         f"records.jsonl:{10}": f"too large: {len(lines[9]):,} bytes, limit {LIMIT:,}",
         f"records.jsonl:{13}": "malformed JSON",
         "deep.json": "nested too deeply to read",
+        "collection.json": "too large:",
         "one-line.txt": "too large:",
         "title-and-body.txt": "too large:",
         "binary.md": "binary file, not text",
@@ -88,6 +92,7 @@ def test_every_hostile_file_fails_alone_and_the_good_articles_go_in(limited: Byl
     assert set(failures) == set(expected) | {"deep.html"}, failures
     for where, reason in expected.items():
         assert failures[where].startswith(reason), (where, failures[where])
+    assert failures["collection.json"].endswith("many articles go in a .jsonl file, one a line (the limit is per line)")
     assert "no article text" in failures["deep.html"]  # lxml stops at its depth limit: nothing left to read
     assert report.added == GOOD + 1  # the good records and files, and the file whose front matter laughs
     titles = {row[0] for row in limited.catalog.fetch("SELECT title FROM articles")}
