@@ -128,6 +128,7 @@ QUERIES = [
     "water water",
     "planet orbits red dwarf",
     "Ohio-State flooding",
+    "K2-18b-orbits and COVID-19-cases",  # phrases of three tokens, in the text and in a title
     "harbours and the harbour",  # two terms, one lexeme: scored twice, as FTS5 does
     "nothing matches this",
 ]
@@ -227,6 +228,10 @@ def test_bm25_scores_equal_fts5_on_the_same_chunks(sqlite_catalog: SQLiteCatalog
     assert pg_search(pg, ["4.5"], 5)[0][0].startswith("rates:")
     assert pg_search(pg, ["18b-k2"], 5) == []  # a phrase, in its order
     assert pg_search(pg, ["ohio-state"], 5) == []
+    assert {hit[0].split(":")[0] for hit in pg_search(pg, ["covid-19-cases", "k2-18b-orbits"], 5)} == {
+        "covid",
+        "planet",
+    }
 
 
 def test_index_stays_in_step_through_updates_deletes_titles_and_rollbacks(
