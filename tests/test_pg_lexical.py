@@ -341,6 +341,7 @@ def test_common_terms_are_left_out_as_in_fts5(
         (["the", "in"], 0.1),  # all common: every word is kept
         (["covid-19", "ohio", "the"], 0.2),  # a phrase counts as rare
         (["the", "u.s"], 0.05),
+        (["the", "officials-said"], 0.05),  # all common: the phrase's own count, not its first word's
     ]:
         assert_same_bm25(sqlite_catalog, pg, terms, common_share=share)
     hits = pg_search(pg, ["the", "vandermeer"], 50, common_share=0.5)

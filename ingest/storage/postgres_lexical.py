@@ -96,7 +96,7 @@ def lexical_search(conn: Connection[Any], collection: str, query: LexicalQuery) 
     if query.common_share < 1 and len(terms) > 1 and total >= COMMON_TERMS_FROM:
         kept = [i for i in kept if terms[i].chunks <= cap] or kept  # the common ones, unless all are
     if query.common_share < 1 and total >= COMMON_TERMS_FROM:  # counted only up to past the cap
-        terms = _count_in_full(conn, terms, [i for i in kept if terms[i].chunks > cap])
+        terms = _count_in_full(conn, terms, [i for i in kept if i not in phrases and terms[i].chunks > cap])
     scoring = _Scoring(total, tokens / total, query.title_weight)
     phrase_scores: dict[int, float] = {}
     for i, hits in phrases.items():
