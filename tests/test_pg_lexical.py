@@ -309,6 +309,7 @@ def test_superseded_versions_and_other_collections_are_not_returned(
     # this collection's vectors still hold an older version of "bridge": its chunks are not current
     pg.execute("UPDATE indexed SET hash = 'older' WHERE collection = %s AND article_id = 'bridge'", (COLLECTION,))
     assert pg_search(pg, ["harbour", "bridge"], 1) == []
+    assert pg_search(pg, ["harbour-bridge", "bridge"], 1) == []
     # the superseded rows rank higher, yet the next current one comes
     ((best, _),) = pg_search(pg, ["harbour", "ferries", "officials"], 1)
     assert best.split(":")[0] in {"covid", "flood"}
@@ -316,7 +317,7 @@ def test_superseded_versions_and_other_collections_are_not_returned(
 
 def test_source_and_date_filters(sqlite_catalog: SQLiteCatalog, pg: psycopg.Connection) -> None:
     write_both(sqlite_catalog, pg, CORPUS)
-    terms = ["officials", "bridge", "conductor", "percent", "water"]
+    terms = ["officials", "bridge", "conductor", "percent", "water", "covid-19", "harbour-bridge"]
     cases = [
         SearchFilters(sources=(" beta TIMES",)),
         SearchFilters(sources=("Alpha News", "Gamma Wire")),
@@ -342,6 +343,8 @@ def test_common_terms_are_left_out_as_in_fts5(
         (["covid-19", "ohio", "the"], 0.2),  # a phrase counts as rare
         (["the", "u.s"], 0.05),
         (["the", "officials-said"], 0.05),  # all common: the phrase's own count, not its first word's
+        (["the", "u.s"], 0.1),  # the common word left out for a rare phrase
+        (["u.s", "kvernhus", "covid-19"], 0.1),  # a common phrase left out beside rare terms
     ]:
         assert_same_bm25(sqlite_catalog, pg, terms, common_share=share)
     hits = pg_search(pg, ["the", "vandermeer"], 50, common_share=0.5)
