@@ -128,6 +128,7 @@ QUERIES = [
     "water water",
     "planet orbits red dwarf",
     "Ohio-State flooding",
+    "K2-18b-orbits and COVID-19-cases",  # phrases of three tokens, in the text and in a title
     "harbours and the harbour",  # two terms, one lexeme: scored twice, as FTS5 does
     "nothing matches this",
 ]
@@ -227,6 +228,10 @@ def test_bm25_scores_equal_fts5_on_the_same_chunks(sqlite_catalog: SQLiteCatalog
     assert pg_search(pg, ["4.5"], 5)[0][0].startswith("rates:")
     assert pg_search(pg, ["18b-k2"], 5) == []  # a phrase, in its order
     assert pg_search(pg, ["ohio-state"], 5) == []
+    assert {hit[0].split(":")[0] for hit in pg_search(pg, ["covid-19-cases", "k2-18b-orbits"], 5)} == {
+        "covid",
+        "planet",
+    }
 
 
 def test_index_stays_in_step_through_updates_deletes_titles_and_rollbacks(
@@ -304,6 +309,7 @@ def test_superseded_versions_and_other_collections_are_not_returned(
     # this collection's vectors still hold an older version of "bridge": its chunks are not current
     pg.execute("UPDATE indexed SET hash = 'older' WHERE collection = %s AND article_id = 'bridge'", (COLLECTION,))
     assert pg_search(pg, ["harbour", "bridge"], 1) == []
+    assert pg_search(pg, ["harbour-bridge", "bridge"], 1) == []
     # the superseded rows rank higher, yet the next current one comes
     ((best, _),) = pg_search(pg, ["harbour", "ferries", "officials"], 1)
     assert best.split(":")[0] in {"covid", "flood"}
@@ -311,7 +317,7 @@ def test_superseded_versions_and_other_collections_are_not_returned(
 
 def test_source_and_date_filters(sqlite_catalog: SQLiteCatalog, pg: psycopg.Connection) -> None:
     write_both(sqlite_catalog, pg, CORPUS)
-    terms = ["officials", "bridge", "conductor", "percent", "water"]
+    terms = ["officials", "bridge", "conductor", "percent", "water", "covid-19", "harbour-bridge"]
     cases = [
         SearchFilters(sources=(" beta TIMES",)),
         SearchFilters(sources=("Alpha News", "Gamma Wire")),
@@ -336,6 +342,9 @@ def test_common_terms_are_left_out_as_in_fts5(
         (["the", "in"], 0.1),  # all common: every word is kept
         (["covid-19", "ohio", "the"], 0.2),  # a phrase counts as rare
         (["the", "u.s"], 0.05),
+        (["the", "officials-said"], 0.05),  # all common: the phrase's own count, not its first word's
+        (["the", "u.s"], 0.1),  # the common word left out for a rare phrase
+        (["u.s", "kvernhus", "covid-19"], 0.1),  # a common phrase left out beside rare terms
     ]:
         assert_same_bm25(sqlite_catalog, pg, terms, common_share=share)
     hits = pg_search(pg, ["the", "vandermeer"], 50, common_share=0.5)

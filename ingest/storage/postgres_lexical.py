@@ -42,7 +42,7 @@ from ingest.models import SearchFilters
 from ingest.storage.catalog import LexicalQuery
 
 if TYPE_CHECKING:
-    from psycopg import Connection
+    from psycopg import Connection, sql
 
 K1 = 1.2
 B = 0.75
@@ -55,7 +55,8 @@ COMMON_TERMS_FROM = 10_000
 @dataclass(frozen=True, slots=True)
 class _Term:
     """A query term found in the collection: its tokens, stemmed, in order, their lexeme ids, and the chunks it
-    occurs in (a single lexeme's counted in its postings, perhaps only up to past the common-term cap)."""
+    occurs in (a single lexeme's counted in its postings, perhaps only up to past the common-term cap; a phrase's
+    0 until counted, which the ranking statement does itself)."""
 
     lexemes: tuple[str, ...]
     term_ids: tuple[int, ...]
@@ -69,11 +70,8 @@ class _Scoring:
     title_weight: float
 
     def idf(self, chunks: int) -> float:
+        """A single lexeme's; a phrase's is computed in SQL, where it is counted (the same formula)."""
         return max(math.log((self.total - chunks + 0.5) / (chunks + 0.5)), MIN_IDF)
-
-    def score(self, idf: float, title_hits: int, text_hits: int, length: int) -> float:
-        f = title_hits * self.title_weight + text_hits
-        return idf * f * (K1 + 1) / (f + K1 * (1 - B + B * length / self.avgdl))
 
 
 def lexical_search(conn: Connection[Any], collection: str, query: LexicalQuery) -> list[tuple[str, float]]:
@@ -82,6 +80,7 @@ def lexical_search(conn: Connection[Any], collection: str, query: LexicalQuery) 
 
     Two statements, each its own snapshot (as the SQLite catalog's common-term count and its MATCH): a write
     committed in between can shift the statistics a little, never return a row that is no longer current.
+    Phrases are found, counted and scored in the ranking statement, so their chunks never leave the server.
     `conn` should have JIT off (the catalog's connections do).
     """
     if not query.terms or query.n <= 0:
@@ -89,24 +88,28 @@ def lexical_search(conn: Connection[Any], collection: str, query: LexicalQuery) 
     total, tokens, terms = _analyse(conn, collection, query)
     if not total:
         return []
-    phrases = {i: _phrase_hits(conn, term) for i, term in enumerate(terms) if len(term.lexemes) > 1}
-    terms = [replace(term, chunks=len(phrases[i])) if i in phrases else term for i, term in enumerate(terms)]
+    phrases = {i for i, term in enumerate(terms) if len(term.lexemes) > 1}
     cap = int(query.common_share * total)
+    capped = query.common_share < 1 and total >= COMMON_TERMS_FROM
     kept = list(range(len(terms)))
-    if query.common_share < 1 and len(terms) > 1 and total >= COMMON_TERMS_FROM:
-        kept = [i for i in kept if terms[i].chunks <= cap] or kept  # the common ones, unless all are
-    if query.common_share < 1 and total >= COMMON_TERMS_FROM:  # counted only up to past the cap
-        terms = _count_in_full(conn, terms, [i for i in kept if terms[i].chunks > cap])
+    phrase_cap = None
+    if capped and len(terms) > 1:
+        if any(terms[i].chunks <= cap for i in kept if i not in phrases):
+            # A rare lexeme stays whatever the phrases count, so the common phrases can be left out where they
+            # are counted, in the ranking statement.
+            kept = [i for i in kept if i in phrases or terms[i].chunks <= cap]
+            phrase_cap = cap
+        else:
+            # Whether the common lexemes stay depends on the phrases' counts: one more statement (rare in
+            # practice: most questions hold a rare word).
+            terms = _count_phrases(conn, terms, sorted(phrases))
+            kept = [i for i in kept if terms[i].chunks <= cap] or kept
+    if capped:  # counted only up to past the cap
+        terms = _count_in_full(conn, terms, [i for i in kept if i not in phrases and terms[i].chunks > cap])
     scoring = _Scoring(total, tokens / total, query.title_weight)
-    phrase_scores: dict[int, float] = {}
-    for i, hits in phrases.items():
-        if i in kept:
-            idf = scoring.idf(terms[i].chunks)
-            for chunk, title_hits, text_hits, length in hits:
-                score = scoring.score(idf, title_hits, text_hits, length)
-                phrase_scores[chunk] = phrase_scores.get(chunk, 0.0) + score
-    weighted = [(terms[i].term_ids[0], scoring.idf(terms[i].chunks)) for i in kept if i not in phrases]
-    return _ranked(conn, weighted, phrase_scores, scoring, query.n, query.filters)
+    singles = [(terms[i].term_ids[0], scoring.idf(terms[i].chunks)) for i in kept if i not in phrases]
+    scored = [terms[i] for i in kept if i in phrases]
+    return _ranked(conn, singles, scored, phrase_cap, scoring, query.n, query.filters)
 
 
 def _analyse(conn: Connection[Any], collection: str, query: LexicalQuery) -> tuple[int, int, list[_Term]]:
@@ -158,8 +161,8 @@ def _count_in_full(conn: Connection[Any], terms: list[_Term], which: Sequence[in
     return [replace(term, chunks=counts[term.term_ids[0]]) if i in which else term for i, term in enumerate(terms)]
 
 
-def _phrase_hits(conn: Connection[Any], term: _Term) -> list[tuple[int, int, int, int]]:
-    """(chunk rowid, title hits, text hits, chunk length) of the chunks where the phrase occurs, from the postings
+def _phrase_sql(term: _Term) -> sql.Composable:
+    """A query for (chunk, title_hits, text_hits, length) of the chunks where the phrase occurs, from the postings
     of its lexemes alone: an occurrence at position x in a column has token i at x + i in that column."""
     from psycopg import sql
 
@@ -172,19 +175,34 @@ def _phrase_hits(conn: Connection[Any], term: _Term) -> list[tuple[int, int, int
     )
 
     def occurrences(column: str, hits: str) -> sql.Composable:
-        """Occurrences in one column, counted only where every lexeme is in that column."""
-        follows = sql.SQL(" AND ").join(
-            sql.SQL("x + {i} = ANY({p}.{column})").format(i=sql.Literal(i), p=p, column=sql.Identifier(column))
-            for i, p in enumerate(postings[1:], start=1)
-        )
+        """Occurrences in one column, counted only where every lexeme is in that column. Where the first lexeme
+        is there once, as it mostly is, its position is tested directly: a subquery per chunk costs more than
+        the join that found the chunk."""
+
+        def follows(x: sql.Composable) -> sql.Composable:
+            return sql.SQL(" AND ").join(
+                sql.SQL("{x} + {i} = ANY({p}.{column})").format(
+                    x=x, i=sql.Literal(i), p=p, column=sql.Identifier(column)
+                )
+                for i, p in enumerate(postings[1:], start=1)
+            )
+
         present = sql.SQL(" AND ").join(
             sql.SQL("{p}.{hits} > 0").format(p=p, hits=sql.Identifier(hits)) for p in postings
         )
         return sql.SQL(
-            "CASE WHEN {present} THEN (SELECT count(*) FROM unnest(p0.{column}) x WHERE {follows}) ELSE 0 END"
-        ).format(present=present, column=sql.Identifier(column), follows=follows)
+            """CASE WHEN NOT ({present}) THEN 0
+                    WHEN p0.{hits} = 1 THEN ({once})::int
+                    ELSE (SELECT count(*) FROM unnest(p0.{column}) x WHERE {each}) END"""
+        ).format(
+            present=present,
+            hits=sql.Identifier(hits),
+            once=follows(sql.SQL("p0.{column}[1]").format(column=sql.Identifier(column))),
+            column=sql.Identifier(column),
+            each=follows(sql.SQL("x")),
+        )
 
-    query = sql.SQL(
+    return sql.SQL(
         """SELECT chunk, title_hits, text_hits, length FROM (
                SELECT p0.chunk, {title} AS title_hits, {text} AS text_hits, p0.length
                FROM lexical_postings p0 {joins} WHERE p0.term_id = {first}
@@ -195,38 +213,77 @@ def _phrase_hits(conn: Connection[Any], term: _Term) -> list[tuple[int, int, int
         joins=joins,
         first=sql.Literal(term.term_ids[0]),
     )
-    return [(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in conn.execute(query).fetchall()]
+
+
+def _count_phrases(conn: Connection[Any], terms: list[_Term], which: Sequence[int]) -> list[_Term]:
+    """`terms` with the chunks of the phrases at `which` counted."""
+    from psycopg import sql
+
+    if not which:
+        return terms
+    counts = conn.execute(
+        sql.SQL("SELECT {}").format(
+            sql.SQL(", ").join(sql.SQL("(SELECT count(*) FROM ({}) hits)").format(_phrase_sql(terms[i])) for i in which)
+        )
+    ).fetchone()
+    assert counts is not None
+    chunks = dict(zip(which, counts, strict=True))
+    return [replace(term, chunks=int(chunks[i])) if i in chunks else term for i, term in enumerate(terms)]
 
 
 def _ranked(
     conn: Connection[Any],
     singles: Sequence[tuple[int | None, float]],
-    phrase_scores: dict[int, float],
+    phrases: Sequence[_Term],
+    phrase_cap: int | None,
     scoring: _Scoring,
     n: int,
     filters: SearchFilters | None,
 ) -> list[tuple[str, float]]:
+    """The best `n` current chunks by the sum of the scores of `singles` (lexeme id, idf) and `phrases` (counted
+    here for their idf, and left out if found in more than `phrase_cap` chunks)."""
+    from psycopg import sql
+
     where, params = _filter_sql(filters)
-    scored = """
-        SELECT chunk, sum(score) AS score FROM (
-            SELECT p.chunk, q.idf * f.f * %(k1_plus_1)s
-                   / (f.f + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(avgdl)s)) AS score
-            FROM unnest(%(term_ids)s::int[], %(idfs)s::float8[]) AS q (term_id, idf)
-            JOIN lexical_postings p ON p.term_id = q.term_id
-            CROSS JOIN LATERAL (SELECT p.title_hits * %(title_weight)s + p.text_hits AS f) f
-            UNION ALL
-            SELECT * FROM unnest(%(phrase_chunks)s::bigint[], %(phrase_scores)s::float8[])
-        ) s GROUP BY chunk"""
+    # Rows (chunk, term, idf, f, length), a row per term found in a chunk, f its weighted hits; the lexemes
+    # numbered first, then the phrases.
+    matches: list[sql.Composable] = [
+        sql.SQL(
+            """SELECT p.chunk, q.term, q.idf, p.title_hits * %(title_weight)s + p.text_hits, p.length
+               FROM unnest(%(term_ids)s::int[], %(idfs)s::float8[]) WITH ORDINALITY AS q (term_id, idf, term)
+               JOIN lexical_postings p ON p.term_id = q.term_id"""
+        )
+    ]
+    for term, phrase in enumerate(phrases, start=len(singles) + 1):
+        matches.append(
+            sql.SQL(
+                """SELECT chunk, {term}::bigint, greatest(ln((%(total)s - chunks + 0.5) / (chunks + 0.5)), %(min_idf)s),
+                          title_hits * %(title_weight)s + text_hits, length
+                   FROM (SELECT hits.*, count(*) OVER ()::float8 AS chunks FROM ({hits}) hits) hits {common}"""
+            ).format(
+                term=sql.Literal(term),
+                hits=_phrase_sql(phrase),
+                common=sql.SQL("" if phrase_cap is None else "WHERE chunks <= %(phrase_cap)s"),
+            )
+        )
+    # A chunk's term scores are added in term order whatever the plan: in another order, the last bits of the
+    # sum, and so the order of equally scored chunks, would change.
+    scored = sql.SQL(
+        """SELECT chunk, sum(idf * f * %(k1_plus_1)s / (f + %(k1)s * (1 - %(b)s + %(b)s * length / %(avgdl)s)))
+                  AS score
+           FROM ({matches} ORDER BY 1, 2) s (chunk, term, idf, f, length) GROUP BY chunk"""
+    ).format(matches=sql.SQL(" UNION ALL ").join(matches))
     values: dict[str, object] = {
         "k1": K1,
         "k1_plus_1": K1 + 1,
         "b": B,
         "avgdl": scoring.avgdl,
         "title_weight": scoring.title_weight,
+        "total": float(scoring.total),  # so a phrase's idf is float8 arithmetic throughout, as _Scoring.idf
+        "min_idf": MIN_IDF,
+        "phrase_cap": phrase_cap,
         "term_ids": [term_id for term_id, _ in singles],
         "idfs": [idf for _, idf in singles],
-        "phrase_chunks": list(phrase_scores),
-        "phrase_scores": list(phrase_scores.values()),
         "n": n,
         **params,
     }
@@ -235,21 +292,25 @@ def _ranked(
         # at the join: fetch more, and check.
         values["fetched"] = fetched = 2 * n
         rows = conn.execute(
-            f"""SELECT c.id, s.score, coalesce(i.hash = a.hash, false) FROM (
-                    SELECT chunk, score FROM ({scored}) s ORDER BY score DESC, chunk LIMIT %(fetched)s) s
-                LEFT JOIN chunks c ON c.rowid = s.chunk LEFT JOIN articles a ON a.id = c.article_id
-                LEFT JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
-                ORDER BY s.score DESC, s.chunk""",
+            sql.SQL(
+                """SELECT c.id, s.score, coalesce(i.hash = a.hash, false) FROM (
+                       SELECT chunk, score FROM ({scored}) s ORDER BY score DESC, chunk LIMIT %(fetched)s) s
+                   LEFT JOIN chunks c ON c.rowid = s.chunk LEFT JOIN articles a ON a.id = c.article_id
+                   LEFT JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
+                   ORDER BY s.score DESC, s.chunk"""
+            ).format(scored=scored),
             values,
         ).fetchall()
         best = [(row[0], float(row[1])) for row in rows if row[2]][:n]
         if len(best) == n or len(rows) < fetched:  # enough, or nothing more matched
             return best
     rows = conn.execute(
-        f"""SELECT c.id, s.score FROM ({scored}) s
-            JOIN chunks c ON c.rowid = s.chunk JOIN articles a ON a.id = c.article_id
-            JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
-            WHERE i.hash = a.hash {where} ORDER BY s.score DESC, s.chunk LIMIT %(n)s""",
+        sql.SQL(
+            """SELECT c.id, s.score FROM ({scored}) s
+               JOIN chunks c ON c.rowid = s.chunk JOIN articles a ON a.id = c.article_id
+               JOIN indexed i ON i.collection = c.collection AND i.article_id = c.article_id
+               WHERE i.hash = a.hash {where} ORDER BY s.score DESC, s.chunk LIMIT %(n)s"""
+        ).format(scored=scored, where=sql.SQL(where)),
         values,
     ).fetchall()
     return [(row[0], float(row[1])) for row in rows]
