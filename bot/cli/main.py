@@ -17,6 +17,8 @@ from bot.cli import ask, catalog, chat, index, slack, upkeep, web
 from bot.cli.help import BylineGroup
 
 COMMANDS_GROUP = "byline.commands"
+# Allocations between young-generation collections (Python's default is 700).
+YOUNG_COLLECTION_THRESHOLD = 7_000
 
 
 def main_options(
@@ -56,6 +58,9 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     """The `byline` process: runs one command, then exits."""
+    # Start-up (imports, models) allocates mostly objects that live as long as the process; at the default
+    # threshold the collector passes over them hundreds of times as they come. Garbage cycles wait a little longer.
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD)
     try:
         build_app()()
     finally:
