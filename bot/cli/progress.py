@@ -24,18 +24,23 @@ if TYPE_CHECKING:
 _LABEL_CHARS = 40
 # Seconds before an articles-a-second rate or an ETA from it is shown: the first readings say nothing.
 _SETTLE_SECONDS = 1.0
+# Chunks embedded after the first slice before the rate leaves that slice out.
+_STEADY_CHUNKS = 32
 
 
 @dataclass
 class ProgressText:
     """The words of the display for each event in turn. The chunk rate counts only time spent embedding (an
-    embedding event reports a slice that began at the event before it); the time left is the chunks left at
-    that rate once every input is read and chunked, else the inputs left at the pace of those done."""
+    embedding event reports a slice that began at the event before it), and leaves out the first slice once
+    enough chunks are timed after it: that slice carries the model's start-up, which is not to come again. The
+    time left is the chunks left at that rate once every input is read and chunked, else the inputs left at the
+    pace of those done."""
 
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=0.0, init=False)
     last: tuple[float, str, int] = field(default=(0.0, "", 0), init=False)  # (time, stage, chunks done)
-    embed_seconds: float = field(default=0.0, init=False)
+    first_slice: tuple[float, int] | None = field(default=None, init=False)  # (seconds, chunks)
+    embed_seconds: float = field(default=0.0, init=False)  # after the first slice
     embed_chunks: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -46,8 +51,11 @@ class ProgressText:
         now = self.clock()
         before, stage, chunks = self.last
         if stage == "embedding" and event.chunks_done > chunks:
-            self.embed_seconds += now - before
-            self.embed_chunks += event.chunks_done - chunks
+            if self.first_slice is None:
+                self.first_slice = (now - before, event.chunks_done - chunks)
+            else:
+                self.embed_seconds += now - before
+                self.embed_chunks += event.chunks_done - chunks
         self.last = (now, event.stage, event.chunks_done)
         # while reading, how many inputs are read (the bar shows those done, embedded or skipped)
         count, unit = (event.read, "read") if event.stage == "reading" else (event.done, "articles")
@@ -56,7 +64,7 @@ class ProgressText:
             parts.append(f"{event.chunks_done:,}/{event.chunks_total:,} chunks")
         if event.failed:
             parts.append(f"{event.failed:,} failed")
-        chunk_rate = self.embed_chunks / self.embed_seconds if self.embed_seconds else 0.0
+        chunk_rate = self._chunk_rate()
         elapsed = now - self.started
         if chunk_rate:
             parts.append(f"{chunk_rate:.1f} chunks/s")
@@ -73,6 +81,15 @@ class ProgressText:
             label = " ".join(event.label.split())
             parts.append(label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "…")
         return " · ".join(parts)
+
+    def _chunk_rate(self) -> float:
+        if self.first_slice is None:
+            return 0.0
+        if self.embed_chunks >= _STEADY_CHUNKS and self.embed_seconds:
+            return self.embed_chunks / self.embed_seconds
+        seconds, chunks = self.first_slice
+        seconds += self.embed_seconds
+        return (chunks + self.embed_chunks) / seconds if seconds else 0.0
 
 
 def _clock_time(seconds: float) -> str:
