@@ -17,7 +17,6 @@ def register(app: typer.Typer) -> None:
         help="The catalog: articles, chunks, BM25 index and feature state.\n\n"
         "Example: byline catalog copy --to postgresql://byline:PASSWORD@db-host:5432/byline",
         no_args_is_help=True,
-        context_settings={"help_option_names": ["-h", "--help"]},
     )
     catalog.command("copy")(copy)
     app.add_typer(catalog, name="catalog")

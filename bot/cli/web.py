@@ -172,7 +172,6 @@ def register(app: typer.Typer) -> None:
         help="Feeds that `byline watch` follows (remembered in the catalog).\n\n"
         "Example: byline feeds add https://www.theguardian.com/world/rss",
         no_args_is_help=True,
-        context_settings={"help_option_names": ["-h", "--help"]},
     )
     feeds.command("add")(feeds_add)
     feeds.command("list")(feeds_list)
