@@ -14,7 +14,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -159,6 +159,10 @@ class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
                     raise
         raise AssertionError("unreachable")
 
+    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[Row]:
+        """The rows of one read-only statement in psycopg's form (`%s` placeholders), read as `_read` reads."""
+        return self._read(lambda conn: conn.execute(sql, params).fetchall())
+
     @contextmanager
     def _transaction(self, what: str = "write") -> Iterator[Connection[Any]]:
         with self._connection(what) as conn, conn.transaction():
@@ -214,7 +218,7 @@ class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
             yield _Statements(conn)
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self._read(lambda conn: conn.execute(pg_sql(sql), params).fetchall())
+        return self._rows(pg_sql(sql), params)
 
     @contextmanager
     def lock(self, name: str, *, blocking: bool = True) -> Iterator[bool]:
@@ -235,11 +239,9 @@ class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
     # -- the write protocol ------------------------------------------------------------------------------
 
     def indexed_hashes(self, collection: str, article_ids: Sequence[str]) -> dict[str, str]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                "SELECT article_id, hash FROM indexed WHERE collection = %s AND article_id = ANY(%s)",
-                (collection, list(article_ids)),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT article_id, hash FROM indexed WHERE collection = %s AND article_id = ANY(%s)",
+            (collection, list(article_ids)),
         )
         return {row[0]: row[1] for row in rows}
 
@@ -264,13 +266,11 @@ class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
             )
 
     def superseded(self, path: str, current_id: str) -> list[str]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                """SELECT p.article_id FROM article_paths p WHERE p.path = %s AND p.article_id != %s
+        rows = self._rows(
+            """SELECT p.article_id FROM article_paths p WHERE p.path = %s AND p.article_id != %s
                    AND NOT EXISTS (SELECT 1 FROM article_paths q WHERE q.article_id = p.article_id
                                    AND q.path != p.path)""",
-                (path, current_id),
-            ).fetchall()
+            (path, current_id),
         )
         return [row[0] for row in rows]
 
@@ -284,48 +284,34 @@ class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
             )
 
     def forgotten(self, article_ids: Sequence[str]) -> set[str]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                "SELECT article_id FROM forgotten WHERE article_id = ANY(%s)", (list(article_ids),)
-            ).fetchall()
-        )
+        rows = self._rows("SELECT article_id FROM forgotten WHERE article_id = ANY(%s)", (list(article_ids),))
         return {row[0] for row in rows}
 
     # -- reading -----------------------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> list[str]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                """SELECT id FROM articles WHERE id = ANY(%(refs)s) OR url = ANY(%(refs)s)
+        rows = self._rows(
+            """SELECT id FROM articles WHERE id = ANY(%(refs)s) OR url = ANY(%(refs)s)
                    UNION SELECT article_id FROM article_paths WHERE path = ANY(%(refs)s)""",
-                {"refs": sorted(ref_spellings(ref))},
-            ).fetchall()
+            {"refs": sorted(ref_spellings(ref))},
         )
         return sorted(row[0] for row in rows)
 
     def article(self, article_id: str) -> Article | None:
-        rows = self._read(
-            lambda conn: conn.execute(
-                f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = %s",
-                (article_id,),
-            ).fetchall()
+        rows = self._rows(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = %s",
+            (article_id,),
         )
         if not rows:
             return None
         return article_from_row(rows[0])
 
     def chunk_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
-        rows = self._read(
-            lambda conn: conn.execute(_CURRENT_CHUNKS + " AND c.id = ANY(%s)", (collection, list(chunk_ids))).fetchall()
-        )
+        rows = self._rows(_CURRENT_CHUNKS + " AND c.id = ANY(%s)", (collection, list(chunk_ids)))
         return {row[0]: ChunkRow(*row) for row in rows}
 
     def article_chunks(self, collection: str, article_ids: Sequence[str]) -> list[ChunkRow]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                _CURRENT_CHUNKS + " AND c.article_id = ANY(%s)", (collection, list(article_ids))
-            ).fetchall()
-        )
+        rows = self._rows(_CURRENT_CHUNKS + " AND c.article_id = ANY(%s)", (collection, list(article_ids)))
         order = {article_id: i for i, article_id in enumerate(article_ids)}
         found = [ChunkRow(*row) for row in rows]
         return sorted(found, key=lambda row: (order[row.article_id], row.start, row.end))
@@ -334,14 +320,12 @@ class PostgresCatalog(PostgresUpkeep, PostgresImport, Catalog):
         return self._read(lambda conn: postgres_lexical.lexical_search(conn, collection, query), "search")
 
     def recent_articles(self, collection: str, n: int) -> list[Headline]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                """SELECT a.id, a.title, a.source, a.published_at FROM articles a
+        rows = self._rows(
+            """SELECT a.id, a.title, a.source, a.published_at FROM articles a
                    JOIN indexed i ON i.article_id = a.id AND i.collection = %s
                    ORDER BY a.published_ts IS NULL, a.published_ts DESC, a.ingested_at DESC, a.id
                    LIMIT %s""",
-                (collection, n),
-            ).fetchall()
+            (collection, n),
         )
         return [Headline(*row) for row in rows]
 

@@ -39,6 +39,7 @@ _LEXICAL_TOTALS = """SELECT lc.name, lc.chunks, lc.tokens, coalesce(s.chunks, 0)
 class PostgresUpkeep:
     # PostgresCatalog's reads and transactions
     _read: Callable[..., Any]
+    _rows: Callable[..., list[Any]]
     _transaction: Callable[..., AbstractContextManager[Connection[Any]]]
 
     # -- the write generation and the store's bookkeeping ----------------------------------------------
@@ -57,7 +58,7 @@ class PostgresUpkeep:
         return int(value)
 
     def state(self, key: str) -> str | None:
-        rows = self._read(lambda conn: conn.execute("SELECT value FROM store_state WHERE key = %s", (key,)).fetchall())
+        rows = self._rows("SELECT value FROM store_state WHERE key = %s", (key,))
         return str(rows[0][0]) if rows else None
 
     def set_state(self, key: str, value: str | None) -> None:
@@ -84,13 +85,11 @@ class PostgresUpkeep:
             )
 
     def pending(self, collection: str) -> list[PendingWrite]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                """SELECT p.article_id, i.hash, p.hash = %s FROM pending_writes p
+        rows = self._rows(
+            """SELECT p.article_id, i.hash, p.hash = %s FROM pending_writes p
                    LEFT JOIN indexed i ON i.collection = p.collection AND i.article_id = p.article_id
                    WHERE p.collection = %s""",
-                (DELETING, collection),
-            ).fetchall()
+            (DELETING, collection),
         )
         return [PendingWrite(r[0], r[1], bool(r[2])) for r in rows]
 
@@ -112,7 +111,7 @@ class PostgresUpkeep:
     def integrity_problems(self) -> list[str]:
         """The server checks its own pages; what is checked here is the lexical index's bookkeeping: each
         collection's chunk and token totals against its chunks."""
-        rows = self._read(lambda conn: conn.execute(_LEXICAL_TOTALS).fetchall())
+        rows = self._rows(_LEXICAL_TOTALS)
         return [
             f"lexical totals of {name}: {chunks} chunks and {tokens} tokens counted, {real_chunks} and "
             f"{real_tokens} there"
@@ -121,22 +120,16 @@ class PostgresUpkeep:
         ]
 
     def chunk_count(self, collection: str) -> int:
-        rows = self._read(
-            lambda conn: conn.execute("SELECT count(*) FROM chunks WHERE collection = %s", (collection,)).fetchall()
-        )
+        rows = self._rows("SELECT count(*) FROM chunks WHERE collection = %s", (collection,))
         return int(rows[0][0])
 
     def chunk_ids(self, collection: str) -> set[str]:
-        rows = self._read(
-            lambda conn: conn.execute("SELECT id FROM chunks WHERE collection = %s", (collection,)).fetchall()
-        )
+        rows = self._rows("SELECT id FROM chunks WHERE collection = %s", (collection,))
         return {r[0] for r in rows}
 
     def indexed_article_ids(self, collection: str) -> list[str]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                'SELECT article_id FROM indexed WHERE collection = %s ORDER BY article_id COLLATE "C"', (collection,)
-            ).fetchall()
+        rows = self._rows(
+            'SELECT article_id FROM indexed WHERE collection = %s ORDER BY article_id COLLATE "C"', (collection,)
         )
         return [r[0] for r in rows]
 
@@ -170,12 +163,10 @@ class PostgresUpkeep:
         return found
 
     def stored_vectors(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, StoredVector]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                """SELECT id, vector, embed_hash FROM chunks
+        rows = self._rows(
+            """SELECT id, vector, embed_hash FROM chunks
                    WHERE collection = %s AND id = ANY(%s) AND vector IS NOT NULL""",
-                (collection, list(chunk_ids)),
-            ).fetchall()
+            (collection, list(chunk_ids)),
         )
         return {r[0]: StoredVector(bytes(r[1]), r[2]) for r in rows}
 
@@ -195,11 +186,7 @@ class PostgresUpkeep:
             )
 
     def chunks_without_vectors(self, collection: str) -> list[str]:
-        rows = self._read(
-            lambda conn: conn.execute(
-                "SELECT id FROM chunks WHERE collection = %s AND vector IS NULL", (collection,)
-            ).fetchall()
-        )
+        rows = self._rows("SELECT id FROM chunks WHERE collection = %s AND vector IS NULL", (collection,))
         return [r[0] for r in rows]
 
     def lexical_gaps(self) -> tuple[int, int, int]:
